@@ -1,0 +1,21 @@
+# Tandem pump history -> raw store -> decoded tables -> Parquet/CSV exports.
+# Rules live in rules/*.smk; shared helpers and wildcard constraints in rules/common.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/source.smk"
+include: "rules/normalize.smk"
+include: "rules/tables.smk"
+include: "rules/export.smk"
+
+
+rule all:
+    input:
+        all_exports(),
+    default_target: True

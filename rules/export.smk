@@ -1,0 +1,46 @@
+# Exports: DuckDB COPY of one table for one date range, written to a temp file then renamed.
+
+
+rule export_range:
+    input:
+        "data/tables/{table}.parquet",
+    output:
+        "exports/{table}_{start}_{end}.{fmt}",
+    log:
+        "logs/export/{table}_{start}_{end}.{fmt}.log",
+    params:
+        start=lambda wc: cfg.check_date_or_exit("start (in the file name)", wc.start),
+        end=lambda wc: cfg.check_range_or_exit(wc.start, wc.end),
+        source=SETTINGS.source_label,
+    script:
+        "../scripts/export_table.py"
+
+
+rule export:
+    input:
+        "data/tables/{table}.parquet",
+    output:
+        "exports/{table}.{fmt}",
+    log:
+        "logs/export/{table}.{fmt}.log",
+    params:
+        start=SETTINGS.start,
+        end=SETTINGS.end,
+        source=SETTINGS.source_label,
+    script:
+        "../scripts/export_table.py"
+
+
+rule unknown_export:
+    # Matches only names no rule above can build, and stops with the valid names.
+    output:
+        "exports/{anything}",
+    wildcard_constraints:
+        anything=cfg.NOT_AN_EXPORT_REGEX,
+    log:
+        "logs/export/unknown/{anything}.log",
+    params:
+        why=lambda wc: cfg.unknown_target_or_exit(wc.anything),
+    shell:
+        "false"
+

@@ -1,0 +1,14 @@
+# One job per raw window: detect its form, decode every event, write one typed table.
+
+
+rule normalize:
+    input:
+        raw_path,
+    output:
+        "data/normalized/{store}/{window}.parquet",
+    log:
+        "logs/normalize/{store}/{window}.log",
+    params:
+        pump_serial=lambda wc: RAW[(wc.store, wc.window)].pump_serial,
+    script:
+        "../scripts/normalize_window.py"

@@ -1,0 +1,29 @@
+# Union the windows, de-duplicate, apply times; then one job per derived table.
+
+
+rule events:
+    input:
+        normalized_files(),
+    output:
+        decoded="data/tables/decoded.parquet",
+        events="data/tables/events.parquet",
+        raw_events="data/tables/raw_events.parquet",
+    log:
+        "logs/tables/events.log",
+    params:
+        timezone=SETTINGS.timezone,
+    script:
+        "../scripts/build_events.py"
+
+
+rule derived_table:
+    input:
+        "data/tables/decoded.parquet",
+    output:
+        "data/tables/{derived}.parquet",
+    log:
+        "logs/tables/{derived}.log",
+    params:
+        timezone=SETTINGS.timezone,
+    script:
+        "../scripts/build_table.py"

@@ -1,0 +1,239 @@
+"""Configuration checks run when the workflow is parsed, before any job.
+
+Every problem stops the run with one line on stderr naming the key, the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import sys
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import demo
+
+#: Every exported table, in the order the README lists them.
+TABLES = ("raw_events", "events", "cgm_readings", "basal_deliveries", "bolus_deliveries")
+#: Tables built from the decoded events by their own SQL (see tandem_export/sql/).
+DERIVED_TABLES = ("cgm_readings", "basal_deliveries", "bolus_deliveries")
+FORMATS = ("parquet", "csv")
+SOURCES = ("demo", "file")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EXPORT = rf"({'|'.join(TABLES)})(_\d{{4}}-\d{{2}}-\d{{2}}_\d{{4}}-\d{{2}}-\d{{2}})?\.({'|'.join(FORMATS)})"
+#: Matches export names that no export rule can build.
+NOT_AN_EXPORT_REGEX = rf"(?!{_EXPORT}$).+"
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One raw-store file the source step writes: where, from what, and for which pump."""
+
+    store: str
+    window: str
+    path: str
+    kind: str  # "demo" or "file"
+    pump_serial: str
+    origin: str | None = None  # the user's file, for kind "file"
+
+
+@dataclass
+class Settings:
+    """The checked configuration the rules use."""
+
+    source: str
+    timezone: str
+    timezone_from: str
+    start: str | None
+    end: str | None
+    demo_seed: int
+    demo_end: str
+    demo_days: int
+    raw_files: dict[tuple[str, str], RawFile] = field(default_factory=dict)
+
+    @property
+    def source_label(self) -> str:
+        """What exported files say about their origin (Parquet key-value metadata)."""
+        if self.source == "demo":
+            return "demo (generated demo pump, not real data)"
+        return self.source
+
+
+def _none(value):
+    return None if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")) else value
+
+
+def strings_for_schema(config: dict) -> dict:
+    """Config with dates written unquoted in YAML turned back into strings and 'null' into None.
+
+    Modifies and returns ``config`` so that schema validation and the rules see one form.
+    """
+    for key in ("start", "end", "timezone"):
+        value = _none(config.get(key))
+        if isinstance(value, dt.date):
+            value = value.isoformat()
+        config[key] = value
+    d = config.get("demo")
+    if isinstance(d, dict) and isinstance(d.get("end_date"), dt.date):
+        d["end_date"] = d["end_date"].isoformat()
+    return config
+
+
+def check_date(key: str, value) -> str | None:
+    """``value`` as a YYYY-MM-DD string (None stays None); ConfigError if it is no real date."""
+    value = _none(value)
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        if not _DATE.match(text):
+            raise ValueError
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{key}: {text!r} is not a date; write YYYY-MM-DD (e.g. 2025-01-31) or null") from None
+    return text
+
+
+def check_range(start, end) -> tuple[str | None, str | None]:
+    """Checked (start, end); ConfigError when end comes before start."""
+    s, e = check_date("start", start), check_date("end", end)
+    if s and e and e < s:
+        raise ConfigError(f"end: {e} is before start {s}; swap them or change one")
+    return s, e
+
+
+def check_timezone(value, source: str) -> tuple[str, str]:
+    """(IANA zone name, where it came from); ConfigError for a name the zone database lacks."""
+    value = _none(value)
+    if value is None:
+        if source == "demo":
+            return demo.DEMO_TIMEZONE, "the demo pump's own zone"
+        import tzlocal
+
+        try:
+            return tzlocal.get_localzone_name() or "UTC", "this machine's zone"
+        except Exception:  # noqa: BLE001 - no zone configured on the machine
+            return "UTC", "UTC (this machine has no zone set)"
+    try:
+        zoneinfo.ZoneInfo(str(value))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"timezone: {value!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York"
+        ) from None
+    return str(value), "config"
+
+
+def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
+    entries = config.get("files") or []
+    if not entries:
+        raise ConfigError("files: the list is empty but source is 'file'; list the saved responses to read, or set source: demo")
+    out = {}
+    for item in entries:
+        path = item if isinstance(item, str) else item["path"]
+        serial = config.get("file_pump_serial", "UNKNOWN") if isinstance(item, str) else item.get(
+            "pump_serial", config.get("file_pump_serial", "UNKNOWN")
+        )
+        full = Path(path) if Path(path).is_absolute() else Path.cwd() / path
+        if not full.is_file():
+            raise ConfigError(f"files: {path!r} does not exist or is not a file; fix the path or remove the entry")
+        try:
+            with open(full, "rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise ConfigError(f"files: {path!r} cannot be read ({exc.strerror}); fix its permissions") from None
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-") or "file"
+        window = f"{stem}-{hashlib.sha256(str(full.resolve()).encode()).hexdigest()[:8]}"
+        out[("files", window)] = RawFile("files", window, f"data/raw/files/{window}.raw", "file", serial, str(full))
+    return out
+
+
+def _demo_entries(settings: Settings) -> dict[tuple[str, str], RawFile]:
+    out = {}
+    for first, last in demo.windows(dt.date.fromisoformat(settings.demo_end), settings.demo_days):
+        window = f"{first}_{last}"
+        store = demo.DEMO_SERIAL
+        out[(store, window)] = RawFile(store, window, f"data/raw/{store}/{window}.json", "demo", demo.DEMO_SERIAL)
+    return out
+
+
+def check(config: dict, basedir: str) -> Settings:
+    """Check the whole configuration and plan the raw store; ConfigError on the first problem."""
+    strings_for_schema(config)
+    source = config.get("source", "demo")
+    if source not in SOURCES:
+        raise ConfigError(f"source: {source!r} is not a source; use one of {', '.join(SOURCES)}")
+    start, end = check_range(config.get("start"), config.get("end"))
+    tz, tz_from = check_timezone(config.get("timezone"), source)
+    d = config.get("demo") or {}
+    demo_end = check_date("demo.end_date", d.get("end_date", demo.DEMO_END.isoformat()))
+    settings = Settings(
+        source=source,
+        timezone=tz,
+        timezone_from=tz_from,
+        start=start,
+        end=end,
+        demo_seed=int(d.get("seed", 42)),
+        demo_end=demo_end,
+        demo_days=int(d.get("days", demo.DEMO_DAYS)),
+    )
+    settings.raw_files = _demo_entries(settings) if source == "demo" else _file_entries(config, basedir)
+    return settings
+
+
+def _exit(exc: ConfigError):
+    print(f"Configuration error: {exc}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check_or_exit(config: dict, basedir: str) -> Settings:
+    """:func:`check`, printing one line and exiting with status 1 on a problem."""
+    try:
+        return check(config, basedir)
+    except ConfigError as exc:
+        _exit(exc)
+
+
+def validate_or_exit(config: dict, schema: Path) -> None:
+    """Validate ``config`` against the JSON schema (snakemake.utils.validate), one line on failure."""
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(schema))
+    except Exception as exc:  # noqa: BLE001 - WorkflowError wraps jsonschema's ValidationError
+        cause = exc.__cause__ or exc
+        where = "/".join(str(p) for p in getattr(cause, "absolute_path", [])) or "config"
+        message = getattr(cause, "message", str(cause).splitlines()[0])
+        _exit(ConfigError(f"{where}: {message}; see the Configuration section of the README"))
+
+
+def check_date_or_exit(key: str, value: str) -> str:
+    """:func:`check_date` for a date in a target name, exiting on a problem."""
+    try:
+        return check_date(key, value)
+    except ConfigError as exc:
+        _exit(exc)
+
+
+def check_range_or_exit(start: str, end: str) -> str:
+    """The checked end date of a target name's range, exiting when it is before the start."""
+    try:
+        return check_range(start, end)[1]
+    except ConfigError as exc:
+        _exit(exc)
+
+
+def unknown_target_or_exit(name: str):
+    """Stop with the list of valid tables and formats for an export name no rule can build."""
+    _exit(
+        ConfigError(
+            f"exports/{name}: not an export this workflow builds; use exports/TABLE.FORMAT or "
+            f"exports/TABLE_YYYY-MM-DD_YYYY-MM-DD.FORMAT with TABLE one of {', '.join(TABLES)} "
+            f"and FORMAT one of {', '.join(FORMATS)}"
+        )
+    )

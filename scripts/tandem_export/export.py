@@ -1,0 +1,66 @@
+"""Exports: one table, one date range, Parquet or CSV, through DuckDB COPY."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .storage import atomic_path, connect, sql_str
+
+#: Written into every exported Parquet file's key-value metadata.
+PRODUCER = "tandem-export pipeline"
+
+
+def _csv_column(name: str, typ: str) -> str:
+    """How a column is written to CSV: ISO 8601 times, lists and JSON as JSON text, BLOB as hex."""
+    q = f'"{name}"'
+    if typ == "TIMESTAMP WITH TIME ZONE":
+        return f"strftime({q}, '%Y-%m-%dT%H:%M:%SZ') AS {q}"
+    if typ == "TIMESTAMP":
+        return f"strftime({q}, '%Y-%m-%d %H:%M:%S') AS {q}"
+    if typ.endswith("[]"):
+        return f"CAST(to_json({q}) AS VARCHAR) AS {q}"
+    if typ == "BLOB":
+        return f"hex({q}) AS {q}"
+    return q
+
+
+def export_table(table: str, out: str, start: str | None, end: str | None, source: str, log: logging.Logger) -> None:
+    """Write the rows of ``table`` (Parquet) whose pump-calendar date lies in [start, end].
+
+    ``start``/``end`` are inclusive YYYY-MM-DD dates or None (unbounded), applied to each row's
+    ``pump_time``.  Rows are sorted by (timestamp, pump_serial, seq_num).  The output format
+    follows the extension of ``out``; the file is written to a temporary name and renamed, so
+    ``out`` is either complete or absent.  Parquet files carry ``source``, ``table`` and the range
+    in their key-value metadata.
+    """
+    con = connect()
+    con.sql("SET threads = 1")  # one writer thread: identical bytes on every run
+    con.sql(f"CREATE VIEW t AS SELECT * FROM read_parquet({sql_str(table)})")
+    where = []
+    if start:
+        where.append(f"CAST(pump_time AS DATE) >= DATE {sql_str(start)}")
+    if end:
+        where.append(f"CAST(pump_time AS DATE) <= DATE {sql_str(end)}")
+    cond = " AND ".join(where) or "true"
+    columns = con.sql("DESCRIBE SELECT * FROM t").fetchall()
+    names = [c[0] for c in columns]
+    order = ", ".join(c for c in ("timestamp", "pump_serial", "sequence_group", "seq_num", "bolus_id") if c in names)
+    fmt = Path(out).suffix.lstrip(".")
+    name = Path(table).stem
+    if fmt == "parquet":
+        select = f"SELECT * FROM t WHERE {cond} ORDER BY {order}"
+        meta = {"source": source, "table": name, "start": start or "", "end": end or "", "producer": PRODUCER}
+        kv = ", ".join(f"\"{k}\": {sql_str(v)}" for k, v in meta.items())
+        options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{kv}}}"
+    elif fmt == "csv":
+        cols = ", ".join(_csv_column(n, t) for n, t, *_ in columns)
+        select = f"SELECT {cols} FROM t WHERE {cond} ORDER BY {order}"
+        options = "FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\\r\\n'"
+    else:
+        raise ValueError(f"unknown export format {fmt!r}")
+    rows = con.sql(f"SELECT count(*) FROM t WHERE {cond}").fetchall()[0][0]
+    with atomic_path(out) as tmp:
+        con.sql(f"COPY ({select}) TO {sql_str(str(tmp))} ({options})")
+    log.info("%s: %d rows (%s to %s) -> %s", name, rows, start or "first day", end or "last day", out)
+    con.close()

@@ -1,0 +1,172 @@
+"""Read one raw-store file in whichever form it holds and write its normalised events table."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from . import decode
+from .errors import InputError
+from .storage import atomic_path, connect, sql_str
+
+FORM_PUMP_LOGS = "pump-logs"
+FORM_EVENT_LIST = "pump-logs-event-list"
+FORM_LEGACY_JSON = "legacy-pumpevents-json"
+FORM_BASE64 = "base64"
+FORM_RECORDS = "records"
+
+_EVENT_STRUCT = (
+    "STRUCT(deviceAssignmentId VARCHAR, eventCode BIGINT, sequenceGroup BIGINT, sequenceNumber BIGINT,"
+    " pumpDateTime VARCHAR, estimatedDateTime VARCHAR, eventProperties JSON)"
+)
+_BASE64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \t\r\n")
+_TEXT_CONTROL_OK = frozenset(b"\t\r\n")
+
+
+@dataclass
+class Stats:
+    """What normalising one file found: counts for the log and the console."""
+
+    form: str = ""
+    events: int = 0
+    trailing_bytes: int = 0
+    unknown_ids: dict[int, int] = field(default_factory=dict)
+
+    def warnings(self, name: str) -> list[str]:
+        """One line per thing the user should know about this file."""
+        out = []
+        if self.trailing_bytes:
+            out.append(
+                f"{name}: {self.trailing_bytes} trailing byte(s) after the last whole 26-byte record were skipped"
+            )
+        if self.unknown_ids:
+            ids = ", ".join(f"{k} (x{v})" for k, v in sorted(self.unknown_ids.items()))
+            out.append(f"{name}: event ids this version does not decode, kept as UNKNOWN_<id>: {ids}")
+        return out
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sample is still text.
+        if exc.start < len(head) - 3:
+            return False
+        text = head[: exc.start].decode("utf-8")
+    return all(ord(c) >= 32 or ord(c) in _TEXT_CONTROL_OK for c in text)
+
+
+def detect_form(path: Path) -> str:
+    """The form of a saved response, from its content (never its name).
+
+    Text is JSON (pump-logs object, bare event list, or a legacy pumpevents body: a JSON string of
+    base64) or base64 text; only content that is not text is read as 26-byte records.
+
+    Raises InputError naming the file for empty files, HTML pages and any other text.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if not head:
+        raise InputError(f"{path}: the file is empty; it holds no pump history")
+    if not _is_text(head):
+        return FORM_RECORDS
+    first = head.lstrip()[:1]
+    if first == b"{":
+        return FORM_PUMP_LOGS
+    if first == b"[":
+        return FORM_EVENT_LIST
+    if first == b'"':
+        return FORM_LEGACY_JSON
+    if first == b"<":
+        raise InputError(
+            f"{path}: this is an HTML page (an error or login page saved by mistake), not a saved API response"
+        )
+    if set(head) <= _BASE64_CHARS:
+        return FORM_BASE64
+    raise InputError(
+        f"{path}: not a known response form (pump-logs JSON, a legacy pumpevents body, base64 text or 26-byte records)"
+    )
+
+
+def _b64(text: str, path: Path) -> bytes:
+    compact = "".join(text.split())
+    try:
+        if "-" in compact or "_" in compact:
+            return base64.urlsafe_b64decode(compact)
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InputError(f"{path}: invalid base64 ({exc}); re-save the response or remove the file") from None
+
+
+def _records_relation(con, buf: bytes, serial: str, stats: Stats) -> str:
+    table, stats.trailing_bytes = decode.records_to_arrow(buf, serial)
+    con.register("raw_records", table)
+    return "raw_records", set(table.column_names)
+
+
+def _json_relation(con, path: Path, form: str, serial: str) -> tuple[str, None]:
+    options = f"maximum_object_size := {path.stat().st_size + 1024}"
+    if form == FORM_PUMP_LOGS:
+        source = (
+            f"(SELECT unnest(events, max_depth := 2) FROM read_json({sql_str(str(path))}, {options},"
+            f" format := 'unstructured', columns := {{'events': '{_EVENT_STRUCT}[]'}}))"
+        )
+    else:
+        source = (
+            f"(SELECT unnest(e, max_depth := 2) FROM read_json({sql_str(str(path))}, {options},"
+            f" format := 'unstructured', columns := {{'e': '{_EVENT_STRUCT}[]'}}, records := false))"
+        )
+    con.sql(f"CREATE TEMP TABLE raw_json AS {decode.pumplogs_raw_select(source, sql_str(serial))}")
+    return "raw_json", None
+
+
+def normalize_file(raw: Path, pump_serial: str, out: Path) -> Stats:
+    """Decode one raw-store file into ``out`` (Parquet; columns of :func:`decode.decode_select`).
+
+    The file is never modified.  Rows come in (sequence_group, seq_num, event_id) order.
+    Raises InputError (naming the file) for content that is no known form, malformed JSON or
+    invalid base64.
+    """
+    stats = Stats(form=detect_form(raw))
+    con = connect()
+    try:
+        if stats.form in (FORM_PUMP_LOGS, FORM_EVENT_LIST):
+            try:
+                relation, present = _json_relation(con, raw, stats.form, pump_serial)
+            except duckdb.Error as exc:
+                first = str(exc).strip().splitlines()[0]
+                raise InputError(f"{raw}: not a readable pump-logs response ({first})") from None
+        else:
+            if stats.form == FORM_RECORDS:
+                buf = raw.read_bytes()
+            elif stats.form == FORM_LEGACY_JSON:
+                try:
+                    body = json.loads(raw.read_text(encoding="utf-8"))
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise InputError(f"{raw}: malformed JSON ({exc})") from None
+                if not isinstance(body, str):
+                    raise InputError(f"{raw}: JSON of an unknown form (expected a pump-logs object or a base64 string)")
+                buf = _b64(body, raw)
+            else:
+                buf = _b64(raw.read_text(encoding="ascii"), raw)
+            relation, present = _records_relation(con, buf, pump_serial, stats)
+        select = decode.decode_select(present)
+        ordered = (
+            f"SELECT * REPLACE ({decode.event_name_expr()} AS event_name) FROM (SELECT {select} FROM {relation})"
+            " ORDER BY sequence_group NULLS FIRST, seq_num, event_id"
+        )
+        con.sql(f"CREATE TEMP TABLE normalized AS {ordered}")
+        stats.events = con.sql("SELECT count(*) FROM normalized").fetchall()[0][0]
+        stats.unknown_ids = dict(
+            con.sql("SELECT event_id, count(*) FROM normalized WHERE event_name LIKE 'UNKNOWN_%' GROUP BY 1").fetchall()
+        )
+        with atomic_path(out) as tmp:
+            con.sql(f"COPY normalized TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+    finally:
+        con.close()
+    return stats

@@ -1,0 +1,56 @@
+"""The source step: put what a source gives into the raw store, unchanged, with a checksum."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from . import demo
+from .errors import InputError
+from .storage import atomic_path, sha256_file
+
+
+def checksum_path(raw: Path | str) -> Path:
+    """The ``.sha256`` file recorded beside a raw-store file."""
+    return Path(str(raw) + ".sha256")
+
+
+def _write_checksum(raw: Path) -> None:
+    with atomic_path(checksum_path(raw)) as tmp:
+        tmp.write_text(f"{sha256_file(raw)}  {raw.name}\n", encoding="utf-8")
+
+
+def verify_checksum(raw: Path) -> None:
+    """Raise InputError if ``raw`` no longer matches the checksum recorded when it was written."""
+    recorded = checksum_path(raw)
+    if not recorded.exists():
+        return
+    expected = recorded.read_text(encoding="utf-8").split()[0]
+    if sha256_file(raw) != expected:
+        raise InputError(
+            f"{raw}: the raw-store file changed since it was written (checksum mismatch); "
+            "restore it from a backup or delete it and its .sha256 to fetch/import it again"
+        )
+
+
+def write_demo(outputs: list[str], window_names: list[str], seed: int, end: str, days: int, log: logging.Logger) -> None:
+    """Write the demo pump's pump-logs responses, one JSON file per window in ``window_names``."""
+    responses = demo.window_responses(seed, dt.date.fromisoformat(end), days)
+    by_name = {f"{a}_{b}": body for (a, b), body in responses.items()}
+    for path, name in zip(outputs, window_names, strict=True):
+        body = by_name[name]
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(body, separators=(",", ":")), encoding="utf-8")
+        _write_checksum(Path(path))
+        log.info("demo window %s: %d events -> %s", name, len(body["events"]), path)
+
+
+def import_file(origin: str, target: str, log: logging.Logger) -> None:
+    """Copy the user's saved file unchanged into the raw store and record its checksum."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(origin, tmp)
+    _write_checksum(Path(target))
+    log.info("imported %s -> %s (%d bytes)", origin, target, Path(target).stat().st_size)

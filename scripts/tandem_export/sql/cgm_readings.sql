@@ -1,0 +1,38 @@
+-- CGM readings (Dexcom G6 256, G7 399, Libre 2 372, Libre 3 480): one row per measurement.
+-- The time of a reading is the EGV timestamp in the payload (pump-clock seconds since
+-- 2008-01-01), not the time the pump logged it: backfilled readings are logged hours later.
+-- High / low readings (beyond the sensor's 40-400 mg/dL range) carry 401 / 39; readings the
+-- sensor marks as not to be shown carry NULL with status 'unavailable'.
+WITH r AS (
+    SELECT
+        pump_serial,
+        seq_num,
+        CASE event_id WHEN 256 THEN 'dexcom_g6' WHEN 399 THEN 'dexcom_g7'
+                      WHEN 372 THEN 'libre2' WHEN 480 THEN 'libre3' END AS sensor,
+        CASE WHEN egv_timestamp_seconds > 0
+             THEN TIMESTAMP '2008-01-01 00:00:00' + to_seconds(egv_timestamp_seconds)
+             ELSE pump_time END AS measured_pump_time,
+        pump_time AS logged_pump_time,
+        CASE WHEN glucose_value_status IN ('ok', 'high', 'low') THEN glucose_value_status
+             ELSE 'unavailable' END AS glucose_status,
+        glucose_display_value_mg_dl,
+        rate_mg_dl_per_min,
+        coalesce(list_contains(cgm_data_type, 'backfill'), false) AS backfill
+    FROM decoded
+    WHERE event_id IN (256, 399, 372, 480)
+)
+SELECT
+    timezone($tz, measured_pump_time) AS timestamp,
+    measured_pump_time AS pump_time,
+    CAST(CASE glucose_status WHEN 'ok' THEN glucose_display_value_mg_dl
+                             WHEN 'high' THEN 401 WHEN 'low' THEN 39 END AS INTEGER) AS glucose_mg_dl,
+    glucose_status,
+    rate_mg_dl_per_min AS trend_mg_dl_per_min,
+    backfill,
+    sensor,
+    pump_serial,
+    seq_num,
+    logged_pump_time
+FROM r
+QUALIFY row_number() OVER (PARTITION BY pump_serial, sensor, measured_pump_time ORDER BY seq_num) = 1
+ORDER BY timestamp, pump_serial, seq_num
