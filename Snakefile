@@ -16,6 +16,6 @@ include: "rules/export.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_exports(),
-    default_target: True

@@ -30,7 +30,9 @@ def raw_path(wildcards):
 
 def normalized_files():
     """Every normalised window, in a fixed order."""
-    return [f"data/normalized/{store}/{window}.parquet" for store, window in sorted(RAW)]
+    return [
+        f"data/normalized/{store}/{window}.parquet" for store, window in sorted(RAW)
+    ]
 
 
 def all_exports():

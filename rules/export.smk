@@ -8,6 +8,8 @@ rule export_range:
         "exports/{table}_{start}_{end}.{fmt}",
     log:
         "logs/export/{table}_{start}_{end}.{fmt}.log",
+    conda:
+        "../envs/tandem.yaml"
     params:
         start=lambda wc: cfg.check_date_or_exit("start (in the file name)", wc.start),
         end=lambda wc: cfg.check_range_or_exit(wc.start, wc.end),
@@ -23,6 +25,8 @@ rule export:
         "exports/{table}.{fmt}",
     log:
         "logs/export/{table}.{fmt}.log",
+    conda:
+        "../envs/tandem.yaml"
     params:
         start=SETTINGS.start,
         end=SETTINGS.end,
@@ -35,12 +39,13 @@ rule unknown_export:
     # Matches only names no rule above can build, and stops with the valid names.
     output:
         "exports/{anything}",
-    wildcard_constraints:
-        anything=cfg.NOT_AN_EXPORT_REGEX,
     log:
         "logs/export/unknown/{anything}.log",
+    wildcard_constraints:
+        anything=cfg.NOT_AN_EXPORT_REGEX,
+    conda:
+        "../envs/tandem.yaml"
     params:
         why=lambda wc: cfg.unknown_target_or_exit(wc.anything),
     shell:
         "false"
-

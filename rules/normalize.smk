@@ -8,6 +8,8 @@ rule normalize:
         "data/normalized/{store}/{window}.parquet",
     log:
         "logs/normalize/{store}/{window}.log",
+    conda:
+        "../envs/tandem.yaml"
     params:
         pump_serial=lambda wc: RAW[(wc.store, wc.window)].pump_serial,
     script:

@@ -6,6 +6,8 @@ rule demo_source:
         [RAW[key].path for key in sorted(RAW) if RAW[key].kind == "demo"],
     log:
         "logs/source/demo.log",
+    conda:
+        "../envs/tandem.yaml"
     params:
         seed=SETTINGS.demo_seed,
         end_date=SETTINGS.demo_end,
@@ -22,5 +24,7 @@ rule import_file:
         "data/raw/files/{window}.raw",
     log:
         "logs/source/files/{window}.log",
+    conda:
+        "../envs/tandem.yaml"
     script:
         "../scripts/import_file.py"

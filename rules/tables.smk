@@ -10,6 +10,8 @@ rule events:
         raw_events="data/tables/raw_events.parquet",
     log:
         "logs/tables/events.log",
+    conda:
+        "../envs/tandem.yaml"
     params:
         timezone=SETTINGS.timezone,
     script:
@@ -23,6 +25,8 @@ rule derived_table:
         "data/tables/{derived}.parquet",
     log:
         "logs/tables/{derived}.log",
+    conda:
+        "../envs/tandem.yaml"
     params:
         timezone=SETTINGS.timezone,
     script:

@@ -4,7 +4,9 @@ from tandem_export import demo, runlog, source
 
 
 def body(log):
-    log.warning("source: demo - this is the bundled DEMO pump %s, generated data, not anyone's real history", demo.DEMO_SERIAL)
+    log.warning(
+        "source: demo - this is the bundled DEMO pump %s, generated data, not anyone's real history", demo.DEMO_SERIAL
+    )
     p = snakemake.params  # noqa: F821 - provided by Snakemake
     source.write_demo(list(snakemake.output), p.windows, p.seed, p.end_date, p.days, log)  # noqa: F821
 

@@ -66,7 +66,9 @@ class Settings:
 
 
 def _none(value):
-    return None if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")) else value
+    return (
+        None if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none")) else value
+    )
 
 
 def strings_for_schema(config: dict) -> dict:
@@ -132,12 +134,16 @@ def check_timezone(value, source: str) -> tuple[str, str]:
 def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
     entries = config.get("files") or []
     if not entries:
-        raise ConfigError("files: the list is empty but source is 'file'; list the saved responses to read, or set source: demo")
+        raise ConfigError(
+            "files: the list is empty but source is 'file'; list the saved responses to read, or set source: demo"
+        )
     out = {}
     for item in entries:
         path = item if isinstance(item, str) else item["path"]
-        serial = config.get("file_pump_serial", "UNKNOWN") if isinstance(item, str) else item.get(
-            "pump_serial", config.get("file_pump_serial", "UNKNOWN")
+        serial = (
+            config.get("file_pump_serial", "UNKNOWN")
+            if isinstance(item, str)
+            else item.get("pump_serial", config.get("file_pump_serial", "UNKNOWN"))
         )
         full = Path(path) if Path(path).is_absolute() else Path.cwd() / path
         if not full.is_file():
@@ -206,7 +212,9 @@ def validate_or_exit(config: dict, schema: Path) -> None:
     try:
         validate(config, str(schema))
     except Exception as exc:  # noqa: BLE001 - WorkflowError wraps jsonschema's ValidationError
-        cause = exc.__cause__ or exc
+        import jsonschema
+
+        cause = exc.__context__ if isinstance(exc.__context__, jsonschema.ValidationError) else exc
         where = "/".join(str(p) for p in getattr(cause, "absolute_path", [])) or "config"
         message = getattr(cause, "message", str(cause).splitlines()[0])
         _exit(ConfigError(f"{where}: {message}; see the Configuration section of the README"))

@@ -121,6 +121,7 @@ def event_name_expr() -> str:
 
 # --- pump-logs JSON ---------------------------------------------------------------------------
 
+
 def _json_struct_spec() -> str:
     # Struct field names are case-insensitive in DuckDB, so only each field's first key goes in
     # the struct; other spellings are looked up in the JSON text itself (see _json_raw_expr).
@@ -207,7 +208,7 @@ def records_to_arrow(buf: bytes, pump_serial: str) -> tuple[pa.Table, int]:
     }
     values: dict[str, np.ndarray] = {}
     valid: dict[str, np.ndarray] = {}
-    payload = raw[:, L.PAYLOAD_OFFSET:]
+    payload = raw[:, L.PAYLOAD_OFFSET :]
     for eid in np.unique(event_id):
         event = L.EVENTS_BY_ID.get(int(eid))
         if event is None:
@@ -217,7 +218,7 @@ def records_to_arrow(buf: bytes, pump_serial: str) -> tuple[pa.Table, int]:
         for f in event.fields:
             dtype = np.dtype(L.NUMPY_TYPES[f.type])
             width = dtype.itemsize
-            col = block[:, f.offset:f.offset + width].copy().view(dtype).reshape(-1)
+            col = block[:, f.offset : f.offset + width].copy().view(dtype).reshape(-1)
             kind = np.float64 if f.type == "f32" else np.int64
             if f.column not in values:
                 values[f.column] = np.zeros(n, dtype=kind)

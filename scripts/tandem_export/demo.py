@@ -106,26 +106,32 @@ class DemoPump:
                 grams = max(10, int(rng.gauss(carbs, 12)))
                 self.meals.append((when, grams))
             if rng.random() < 0.3:
-                self.meals.append((day + timedelta(hours=16, minutes=rng.choice([0, 15, 30])), rng.choice([15, 20, 25])))
+                self.meals.append(
+                    (day + timedelta(hours=16, minutes=rng.choice([0, 15, 30])), rng.choice([15, 20, 25]))
+                )
             if n % 3 == 1:
                 self.exercise.append((day + timedelta(hours=17, minutes=30), rng.choice([30, 45, 60])))
             day += timedelta(days=1)
             n += 1
         self.meals.sort()
+
         # Fixed story points, relative to the start: a missed bolus that runs high past the
         # sensor's range, a long run that ends low below it, a temp rate, a suspension, a
         # cancelled bolus and two signal losses recovered by backfill.
-        d = lambda days, hours=0.0: self.start + timedelta(days=days, hours=hours)  # noqa: E731
-        self.missed_bolus_meal = d(20, 12.5)
+        # Story points sit at fixed fractions of the history, so any length has them.
+        def d(fraction: float, hours: float = 0.0) -> datetime:
+            return self.start + timedelta(days=int(self.days * fraction), hours=hours)
+
+        self.missed_bolus_meal = d(0.22, 12.5)
         self.meals = [(t, g) for t, g in self.meals if abs((t - self.missed_bolus_meal).total_seconds()) > 3 * 3600]
         self.meals.append((self.missed_bolus_meal, 110))
         self.meals.sort()
-        self.long_run = (d(44, 16.0), 100)
+        self.long_run = (d(0.49, 16.0), 100)
         self.exercise.append(self.long_run)
-        self.temp_rate = (d(33, 22.0), d(34, 0.0), 50)  # start, end, percent
-        self.suspension = (d(55, 9.5), d(55, 10.25))
-        self.cancelled_meal_day = 61
-        self.signal_losses = [(d(12, 2.0), d(12, 5.0)), (d(70, 14.0), d(70, 15.5))]
+        self.temp_rate = (d(0.37, 22.0), d(0.37, 24.0), 50)  # start, end, percent
+        self.suspension = (d(0.61, 9.5), d(0.61, 10.25))
+        self.cancelled_meal = next((t for t, _ in self.meals if t >= d(0.68, 11.0)), None)
+        self.signal_losses = [(d(0.13, 2.0), d(0.13, 5.0)), (d(0.78, 14.0), d(0.78, 15.5))]
         self.sensor_starts = [self.start + timedelta(days=k, hours=8, minutes=5) for k in range(3, self.days, 10)]
         for when, grams in self.meals:
             self.effects.append(_Bump(when, grams * 3.2, 55))
@@ -167,46 +173,74 @@ class DemoPump:
         while t < self.stop:
             # Midnight: the daily basal summary of the day that ended.
             if t.hour == 0 and t.minute == 0 and t > self.start:
-                yield self._emit(81, t, {
-                    "daily_total_basal_units": round(rng.uniform(18.0, 23.0), 2),
-                    "last_basal_rate_units_per_hour": profile_rate(t - FIVE_MIN),
-                    "iob_units": round(iob, 2),
-                    "battery_charge_msb_raw": 14 + 2,
-                    "battery_charge_lsb_raw": rng.randrange(0, 256),
-                    "battery_lipo_mv": 3900 + rng.randrange(0, 200),
-                })
+                yield self._emit(
+                    81,
+                    t,
+                    {
+                        "daily_total_basal_units": round(rng.uniform(18.0, 23.0), 2),
+                        "last_basal_rate_units_per_hour": profile_rate(t - FIVE_MIN),
+                        "iob_units": round(iob, 2),
+                        "battery_charge_msb_raw": 14 + 2,
+                        "battery_charge_lsb_raw": rng.randrange(0, 256),
+                        "battery_lipo_mv": 3900 + rng.randrange(0, 200),
+                    },
+                )
             # Sleep mode from 22:30 to 06:30.
             if (t.hour, t.minute) in ((22, 30), (6, 30)):
                 start = t.hour == 22
-                yield self._emit(229, t, {
-                    "requested_action": 1 if start else 2,
-                    "previous_user_mode": 0 if start else 1,
-                    "current_user_mode": 1 if start else 0,
-                    "active_sleep_schedule": 1,
-                    "sleep_started_by_gui": 0,
-                })
+                yield self._emit(
+                    229,
+                    t,
+                    {
+                        "requested_action": 1 if start else 2,
+                        "previous_user_mode": 0 if start else 1,
+                        "current_user_mode": 1 if start else 0,
+                        "active_sleep_schedule": 1,
+                        "sleep_started_by_gui": 0,
+                    },
+                )
             # Site change every third day at 08:00, preceded by a low-insulin alert.
             if t.hour == 7 and t.minute == 30 and (t - last_site_change) >= timedelta(days=3) - timedelta(hours=1):
-                yield self._emit(4, t, {"alert_id": 0, "alert_name": 0, "fault_locator_data": 0, "param1": 20, "param2": 0.0})
+                yield self._emit(
+                    4, t, {"alert_id": 0, "alert_name": 0, "fault_locator_data": 0, "param1": 20, "param2": 0.0}
+                )
             if t.hour == 7 and t.minute == 40 and (t - last_site_change) >= timedelta(days=3) - timedelta(hours=1):
                 yield self._emit(26, t, {"alert_id": 0, "alert_name": 0, "fault_locator_data": 0})
             if t.hour == 8 and t.minute == 0 and (t - last_site_change) >= timedelta(days=3) - timedelta(hours=1):
                 last_site_change = t
                 yield self._emit(33, t + timedelta(seconds=40), {"insulin_volume_units": 200, "v2_volume_units": 200.0})
-                yield self._emit(63, t + timedelta(seconds=150), {
-                    "prime_size_units": round(rng.uniform(9.0, 14.0), 2), "completion_status": 3, "position_counts": 1500,
-                })
+                yield self._emit(
+                    63,
+                    t + timedelta(seconds=150),
+                    {
+                        "prime_size_units": round(rng.uniform(9.0, 14.0), 2),
+                        "completion_status": 3,
+                        "position_counts": 1500,
+                    },
+                )
                 yield self._emit(61, t + timedelta(seconds=220), {"prime_size_units": 0.3, "completion_status": 3})
             # Sensor change: stop the old session, join the new one, then a 30-minute warm-up.
             if t in sensor_starts:
-                yield self._emit(447, t, {
-                    "transmitter_time_seconds": pump_seconds(t), "session_start_time_seconds": pump_seconds(t - timedelta(days=10)),
-                    "session_stop_time_seconds": pump_seconds(t), "stop_session_code": 1, "session_stop_reason_code": 0,
-                    "session_duration_days": 10,
-                })
-                yield self._emit(394, t + timedelta(minutes=2), {
-                    "cgm_timestamp_seconds": pump_seconds(t + timedelta(minutes=2)), "session_signature": rng.randrange(1, 2**31),
-                })
+                yield self._emit(
+                    447,
+                    t,
+                    {
+                        "transmitter_time_seconds": pump_seconds(t),
+                        "session_start_time_seconds": pump_seconds(t - timedelta(days=10)),
+                        "session_stop_time_seconds": pump_seconds(t),
+                        "stop_session_code": 1,
+                        "session_stop_reason_code": 0,
+                        "session_duration_days": 10,
+                    },
+                )
+                yield self._emit(
+                    394,
+                    t + timedelta(minutes=2),
+                    {
+                        "cgm_timestamp_seconds": pump_seconds(t + timedelta(minutes=2)),
+                        "session_signature": rng.randrange(1, 2**31),
+                    },
+                )
                 warmup_until = t + timedelta(minutes=30)
             # CGM reading every 5 minutes.
             true_g = self.glucose(t)
@@ -232,16 +266,32 @@ class DemoPump:
                         yield self._cgm(t + timedelta(seconds=6), t, value, rate, backfill=False)
             # Fingerstick BG around breakfast on two days a week.
             if t.hour == 7 and t.minute == 0 and t.weekday() in (1, 4):
-                yield self._emit(16, t + timedelta(seconds=30), {
-                    "bg_entry_type": 0, "cgm_calibration": 0, "bg_mg_dl": int(round(true_g + rng.gauss(0, 6))),
-                    "iob_units": round(iob, 2), "isf_mg_dl_per_unit": ISF_MG_DL_PER_UNIT, "target_bg_mg_dl": TARGET_BG_MG_DL,
-                    "bg_source": 0, "iob_model": 1,
-                })
+                yield self._emit(
+                    16,
+                    t + timedelta(seconds=30),
+                    {
+                        "bg_entry_type": 0,
+                        "cgm_calibration": 0,
+                        "bg_mg_dl": int(round(true_g + rng.gauss(0, 6))),
+                        "iob_units": round(iob, 2),
+                        "isf_mg_dl_per_unit": ISF_MG_DL_PER_UNIT,
+                        "target_bg_mg_dl": TARGET_BG_MG_DL,
+                        "bg_source": 0,
+                        "iob_model": 1,
+                    },
+                )
             # Suspension and resume.
             if t == susp_start:
-                yield self._emit(11, t + timedelta(seconds=10), {
-                    "pre_suspend_state": 1, "rpa_timeout_minutes": 0, "suspend_reason": 0, "insulin_amount_units": 0,
-                })
+                yield self._emit(
+                    11,
+                    t + timedelta(seconds=10),
+                    {
+                        "pre_suspend_state": 1,
+                        "rpa_timeout_minutes": 0,
+                        "suspend_reason": 0,
+                        "insulin_amount_units": 0,
+                    },
+                )
             if t == susp_end:
                 yield self._emit(12, t + timedelta(seconds=10), {"pre_resume_state": 0, "insulin_amount_units": 0})
             # Basal delivery record every 5 minutes.
@@ -249,7 +299,7 @@ class DemoPump:
             # Meal boluses and automatic corrections.
             if t in meals:
                 iob_now = round(iob, 2)
-                yield from self._bolus(t, meals[t], g, iob_now, cancelled=(t - self.start).days == self.cancelled_meal_day)
+                yield from self._bolus(t, meals[t], g, iob_now, cancelled=t == self.cancelled_meal)
                 iob += 0 if t == self.missed_bolus_meal else meals[t] / CARB_RATIO_G_PER_UNIT
             elif g > 200 and t.minute % 60 == 0 and rng.random() < 0.5 and not (susp_start <= t < susp_end):
                 yield from self._bolus(t, 0, g, round(iob, 2), automatic=True)
@@ -263,17 +313,21 @@ class DemoPump:
             status, value = 1, 400
         elif value < 40:
             status, value = 2, 40
-        return self._emit(399, logged, {
-            "rate_mg_dl_per_min": rate,
-            "cgm_data_type": 0b10 if backfill else 0b01,
-            "glucose_value_status": status,
-            "glucose_display_value_mg_dl": value,
-            "rssi_dbm": -60 - self.rng.randrange(0, 25),
-            "algorithm_state": 32,
-            "egv_timestamp_seconds": pump_seconds(measured),
-            "interval": 5,
-            "egv_info": (0b11 if backfill else 0b01) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8),
-        })
+        return self._emit(
+            399,
+            logged,
+            {
+                "rate_mg_dl_per_min": rate,
+                "cgm_data_type": 0b10 if backfill else 0b01,
+                "glucose_value_status": status,
+                "glucose_display_value_mg_dl": value,
+                "rssi_dbm": -60 - self.rng.randrange(0, 25),
+                "algorithm_state": 32,
+                "egv_timestamp_seconds": pump_seconds(measured),
+                "interval": 5,
+                "egv_info": (0b11 if backfill else 0b01) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8),
+            },
+        )
 
     def _basal(self, t: datetime, g: float, temp: bool, temp_pct: int, suspended: bool) -> PumpEvent:
         profile = profile_rate(t)
@@ -291,13 +345,17 @@ class DemoPump:
             source, commanded = (4 if temp else 3), algorithm
         else:
             source, commanded = (2 if temp else 1), base
-        return self._emit(279, t + timedelta(seconds=2), {
-            "commanded_rate_source": source,
-            "profile_rate_units_per_hour": int(round(profile * 1000)),
-            "commanded_rate_units_per_hour": int(round(commanded * 1000)),
-            "temp_rate_units_per_hour": int(round(temp_rate * 1000)),
-            "algorithm_rate_units_per_hour": int(round((algorithm if source in (3, 4) else 0.0) * 1000)),
-        })
+        return self._emit(
+            279,
+            t + timedelta(seconds=2),
+            {
+                "commanded_rate_source": source,
+                "profile_rate_units_per_hour": int(round(profile * 1000)),
+                "commanded_rate_units_per_hour": int(round(commanded * 1000)),
+                "temp_rate_units_per_hour": int(round(temp_rate * 1000)),
+                "algorithm_rate_units_per_hour": int(round((algorithm if source in (3, 4) else 0.0) * 1000)),
+            },
+        )
 
     def _bolus(self, t, carbs, g, iob, cancelled=False, automatic=False) -> Iterator[PumpEvent]:
         """Request (64, 65, 66), delivery started and completed (280) and completion (20)."""
@@ -313,35 +371,80 @@ class DemoPump:
         if total <= 0:
             return
         delivered = round(total * 0.4, 2) if cancelled else total
-        yield self._emit(64, t, {
-            "correction_bolus_included": int(correction > 0), "bolus_request_type": 2 if automatic else 1,
-            "bolus_id": bolus_id, "bg_mg_dl": bg, "carb_amount_g": carbs, "iob_units": iob,
-            "carb_ratio_g_per_unit": int(CARB_RATIO_G_PER_UNIT * 1000),
-        })
-        yield self._emit(65, t, {
-            "standard_percent": 100, "bolus_options": 3 if automatic else 0, "bolus_id": bolus_id, "duration_minutes": 0,
-            "target_bg_mg_dl": TARGET_BG_MG_DL, "isf_mg_dl_per_unit": ISF_MG_DL_PER_UNIT, "iob_model": 1,
-            "declined_correction": 0, "user_override": 0,
-        })
-        yield self._emit(66, t, {
-            "bolus_id": bolus_id, "food_bolus_units": food, "correction_bolus_units": correction, "total_bolus_units": total,
-        })
+        yield self._emit(
+            64,
+            t,
+            {
+                "correction_bolus_included": int(correction > 0),
+                "bolus_request_type": 2 if automatic else 1,
+                "bolus_id": bolus_id,
+                "bg_mg_dl": bg,
+                "carb_amount_g": carbs,
+                "iob_units": iob,
+                "carb_ratio_g_per_unit": int(CARB_RATIO_G_PER_UNIT * 1000),
+            },
+        )
+        yield self._emit(
+            65,
+            t,
+            {
+                "standard_percent": 100,
+                "bolus_options": 3 if automatic else 0,
+                "bolus_id": bolus_id,
+                "duration_minutes": 0,
+                "target_bg_mg_dl": TARGET_BG_MG_DL,
+                "isf_mg_dl_per_unit": ISF_MG_DL_PER_UNIT,
+                "iob_model": 1,
+                "declined_correction": 0,
+                "user_override": 0,
+            },
+        )
+        yield self._emit(
+            66,
+            t,
+            {
+                "bolus_id": bolus_id,
+                "food_bolus_units": food,
+                "correction_bolus_units": correction,
+                "total_bolus_units": total,
+            },
+        )
         kind = (1 << 3 if correction > 0 else 0) | (1 << 4 if food > 0 else 0) | 1
         common = {
-            "bolus_delivery_type": kind, "bolus_id": bolus_id, "requested_now_units": int(round(total * 1000)),
-            "remote_id": 0, "bolus_source": 7 if automatic else 1, "correction_units": int(round(correction * 1000)),
-            "requested_later_units": 0, "extended_duration_minutes": 0,
+            "bolus_delivery_type": kind,
+            "bolus_id": bolus_id,
+            "requested_now_units": int(round(total * 1000)),
+            "remote_id": 0,
+            "bolus_source": 7 if automatic else 1,
+            "correction_units": int(round(correction * 1000)),
+            "requested_later_units": 0,
+            "extended_duration_minutes": 0,
         }
-        yield self._emit(280, t + timedelta(seconds=20), {**common, "bolus_delivery_status": 1, "delivered_total_units": 0})
+        yield self._emit(
+            280, t + timedelta(seconds=20), {**common, "bolus_delivery_status": 1, "delivered_total_units": 0}
+        )
         seconds = 20 + int(total * 40)  # the pump delivers about 1.5 units a minute
         done = t + timedelta(seconds=seconds // 2 if cancelled else seconds)
-        yield self._emit(280, done, {
-            **common, "bolus_delivery_status": 0, "delivered_total_units": int(round(delivered * 1000)),
-        })
-        yield self._emit(20, done + timedelta(seconds=1), {
-            "bolus_id": bolus_id, "completion_status": 0 if cancelled else 3, "iob_units": round(iob + delivered, 2),
-            "insulin_delivered_units": delivered, "insulin_requested_units": total,
-        })
+        yield self._emit(
+            280,
+            done,
+            {
+                **common,
+                "bolus_delivery_status": 0,
+                "delivered_total_units": int(round(delivered * 1000)),
+            },
+        )
+        yield self._emit(
+            20,
+            done + timedelta(seconds=1),
+            {
+                "bolus_id": bolus_id,
+                "completion_status": 0 if cancelled else 3,
+                "iob_units": round(iob + delivered, 2),
+                "insulin_delivered_units": delivered,
+                "insulin_requested_units": total,
+            },
+        )
 
 
 def demo_events(seed: int = 42, end: date = DEMO_END, days: int = DEMO_DAYS) -> list[PumpEvent]:

@@ -51,7 +51,7 @@ def export_table(table: str, out: str, start: str | None, end: str | None, sourc
     if fmt == "parquet":
         select = f"SELECT * FROM t WHERE {cond} ORDER BY {order}"
         meta = {"source": source, "table": name, "start": start or "", "end": end or "", "producer": PRODUCER}
-        kv = ", ".join(f"\"{k}\": {sql_str(v)}" for k, v in meta.items())
+        kv = ", ".join(f'"{k}": {sql_str(v)}' for k, v in meta.items())
         options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{kv}}}"
     elif fmt == "csv":
         cols = ", ".join(_csv_column(n, t) for n, t, *_ in columns)

@@ -36,7 +36,9 @@ def verify_checksum(raw: Path) -> None:
         )
 
 
-def write_demo(outputs: list[str], window_names: list[str], seed: int, end: str, days: int, log: logging.Logger) -> None:
+def write_demo(
+    outputs: list[str], window_names: list[str], seed: int, end: str, days: int, log: logging.Logger
+) -> None:
     """Write the demo pump's pump-logs responses, one JSON file per window in ``window_names``."""
     responses = demo.window_responses(seed, dt.date.fromisoformat(end), days)
     by_name = {f"{a}_{b}": body for (a, b), body in responses.items()}

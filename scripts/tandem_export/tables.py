@@ -28,7 +28,9 @@ def _write_parquet(con, select: str, path: str) -> None:
         con.sql(f"COPY ({select}) TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
 
 
-def build_events(windows: list[str], decoded_out: str, events_out: str, raw_out: str, timezone: str, log: logging.Logger) -> None:
+def build_events(
+    windows: list[str], decoded_out: str, events_out: str, raw_out: str, timezone: str, log: logging.Logger
+) -> None:
     """Union every normalised window and keep one row per event identity.
 
     Identity: (pump_serial, sequence_group, seq_num).  When windows overlap, the row from the
@@ -40,7 +42,11 @@ def build_events(windows: list[str], decoded_out: str, events_out: str, raw_out:
     con.sql("SET threads = 2")
     files = "[" + ", ".join(sql_str(w) for w in windows) + "]"
     empty = f"SELECT {decode.decode_select(set())} FROM (SELECT {', '.join(f'NULL AS {c}' for c in decode.COMMON_COLUMNS)}) WHERE false"
-    source = f"SELECT * FROM read_parquet({files}, filename := true)" if windows else f"SELECT *, NULL::VARCHAR AS filename FROM ({empty})"
+    source = (
+        f"SELECT * FROM read_parquet({files}, filename := true)"
+        if windows
+        else f"SELECT *, NULL::VARCHAR AS filename FROM ({empty})"
+    )
     con.sql(f"""
         CREATE TEMP TABLE all_rows AS
         SELECT *, list_position({files}::VARCHAR[], filename) AS file_order,
@@ -56,14 +62,18 @@ def build_events(windows: list[str], decoded_out: str, events_out: str, raw_out:
     con.sql(f"""
         CREATE TEMP TABLE decoded AS
         SELECT * EXCLUDE (filename, file_order, file_row),
-               {timestamp_expr('pump_time', timezone)} AS timestamp
+               {timestamp_expr("pump_time", timezone)} AS timestamp
         FROM all_rows
         QUALIFY row_number() OVER (PARTITION BY pump_serial, sequence_group, seq_num ORDER BY file_order, file_row) = 1
         ORDER BY pump_serial, sequence_group NULLS FIRST, seq_num""")
     kept = con.sql("SELECT count(*) FROM decoded").fetchall()[0][0]
-    log.info("%d events from %d window(s); %d after de-duplication; times read in %s", total, len(windows), kept, timezone)
+    log.info(
+        "%d events from %d window(s); %d after de-duplication; times read in %s", total, len(windows), kept, timezone
+    )
     if conflicts:
-        log.warning("%d event identities appear with different contents in different windows; the first was kept", conflicts)
+        log.warning(
+            "%d event identities appear with different contents in different windows; the first was kept", conflicts
+        )
     _write_parquet(con, "SELECT * FROM decoded", decoded_out)
     _write_parquet(con, f"SELECT {EVENT_KEY_COLUMNS}, {decode.data_json_expr()} AS data FROM decoded", events_out)
     _write_parquet(con, f"SELECT {EVENT_KEY_COLUMNS}, properties, record FROM decoded", raw_out)
