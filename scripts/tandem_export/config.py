@@ -81,6 +81,12 @@ def strings_for_schema(config: dict) -> dict:
         if isinstance(value, dt.date):
             value = value.isoformat()
         config[key] = value
+    # Pump serials are digits: YAML and --config read them as integers.
+    if isinstance(config.get("file_pump_serial"), int):
+        config["file_pump_serial"] = str(config["file_pump_serial"])
+    for item in config.get("files") or []:
+        if isinstance(item, dict) and isinstance(item.get("pump_serial"), int):
+            item["pump_serial"] = str(item["pump_serial"])
     d = config.get("demo")
     if isinstance(d, dict) and isinstance(d.get("end_date"), dt.date):
         d["end_date"] = d["end_date"].isoformat()
