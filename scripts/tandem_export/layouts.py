@@ -251,10 +251,14 @@ class Field:
 
     @property
     def json_keys(self) -> tuple[str, ...]:
-        """Keys this field may have in pump-logs ``eventProperties`` (lowerCamelCase forms)."""
-        first = lower_camel(self.layout_name)
-        second = re.sub(r"([A-Z])([A-Z]+)(?=[A-Z][a-z]|$)", lambda m: m[1] + m[2].lower(), first)
-        return (first,) if second == first else (first, second)
+        """Keys this field may have in pump-logs ``eventProperties``, most likely first.
+
+        The API writes abbreviations inside a name with one capital (``bolusId``, ``targetBg``,
+        ``selectedIob``); the strict lowerCamelCase of the layout name (``bolusID``) is read too.
+        """
+        strict = lower_camel(self.layout_name)
+        folded = re.sub(r"([A-Z])([A-Z]+)(?=[A-Z][a-z]|[0-9]|$)", lambda m: m[1] + m[2].lower(), strict)
+        return (folded,) if folded == strict else (folded, strict)
 
     @property
     def decoded_type(self) -> str:
@@ -288,13 +292,21 @@ def lower_camel(name: str) -> str:
     """lowerCamelCase of a layout field name, as the pump-logs API keys it.
 
     'EGV TimeStamp' -> 'egvTimeStamp', 'Commanded Rate Source' -> 'commandedRateSource',
-    'CommandedBasalRate' -> 'commandedBasalRate', 'BG' -> 'bg'.
+    'CommandedBasalRate' -> 'commandedBasalRate', 'BG' -> 'bg', 'RPATimeout' -> 'rpaTimeout',
+    'BolusID' -> 'bolusID'.
     """
     words = [w for w in re.split(r"[ _]+", name.strip()) if w]
     out = []
     for i, word in enumerate(words):
         if i == 0:
-            out.append(word.lower() if word.isupper() else word[0].lower() + word[1:])
+            if word.isupper():
+                out.append(word.lower())
+            else:
+                # Lower the leading capitals, but keep the one that starts the next word.
+                lead = re.match(r"[A-Z]+", word)
+                n = len(lead[0]) if lead else 0
+                n = n - 1 if n > 1 and n < len(word) and word[n].islower() else n
+                out.append(word[:n].lower() + word[n:])
         else:
             out.append(word[0].upper() + word[1:])
     return "".join(out)

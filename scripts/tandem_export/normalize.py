@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def detect_form(path: Path) -> str:
     """
     with open(path, "rb") as fh:
         head = fh.read(65536)
-    if not head:
+    if not head.strip():
         raise InputError(f"{path}: the file is empty; it holds no pump history")
     if not _is_text(head):
         return FORM_RECORDS
@@ -86,7 +87,8 @@ def detect_form(path: Path) -> str:
         raise InputError(
             f"{path}: this is an HTML page (an error or login page saved by mistake), not a saved API response"
         )
-    if set(head) <= _BASE64_CHARS:
+    # Base64 text: one token, possibly wrapped over lines; words separated by spaces are not.
+    if set(head) <= _BASE64_CHARS and not re.search(rb"[^\s][ \t]+[^\s]", head.strip()):
         return FORM_BASE64
     raise InputError(
         f"{path}: not a known response form (pump-logs JSON, a legacy pumpevents body, base64 text or 26-byte records)"
@@ -112,9 +114,12 @@ def _records_relation(con, buf: bytes, serial: str, stats: Stats) -> str:
 def _json_relation(con, path: Path, form: str, serial: str) -> tuple[str, None]:
     options = f"maximum_object_size := {path.stat().st_size + 1024}"
     if form == FORM_PUMP_LOGS:
+        # Time-changed (13) and date-changed (14) records come only in clockChanges, whose
+        # elements have the same shape as events.
         source = (
-            f"(SELECT unnest(events, max_depth := 2) FROM read_json({sql_str(str(path))}, {options},"
-            f" format := 'unstructured', columns := {{'events': '{_EVENT_STRUCT}[]'}}))"
+            f"(SELECT unnest(list_concat(coalesce(events, []), coalesce(clockChanges, [])), max_depth := 2)"
+            f" FROM read_json({sql_str(str(path))}, {options}, format := 'unstructured',"
+            f" columns := {{'events': '{_EVENT_STRUCT}[]', 'clockChanges': '{_EVENT_STRUCT}[]'}}))"
         )
     else:
         source = (
@@ -122,6 +127,15 @@ def _json_relation(con, path: Path, form: str, serial: str) -> tuple[str, None]:
             f" format := 'unstructured', columns := {{'e': '{_EVENT_STRUCT}[]'}}, records := false))"
         )
     con.sql(f"CREATE TEMP TABLE raw_json AS {decode.pumplogs_raw_select(source, sql_str(serial))}")
+    if form == FORM_PUMP_LOGS and not con.sql("SELECT count(*) FROM raw_json").fetchall()[0][0]:
+        # No rows: an empty history, or a JSON object that is no pump-logs answer at all.
+        has_events, message = con.sql(
+            f"SELECT events IS NOT NULL OR clockChanges IS NOT NULL, message FROM read_json({sql_str(str(path))},"
+            f" {options}, format := 'unstructured', columns := {{'events': 'JSON', 'clockChanges': 'JSON', 'message': 'VARCHAR'}})"
+        ).fetchall()[0]
+        if not has_events:
+            what = f"a saved error response ({message!r})" if message else "JSON without an 'events' list"
+            raise InputError(f"{path}: {what}, not pump history; re-save the pump-logs response or remove the file")
     return "raw_json", None
 
 
