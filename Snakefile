@@ -10,6 +10,7 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/source.smk"
+include: "rules/fetch.smk"
 include: "rules/normalize.smk"
 include: "rules/tables.smk"
 include: "rules/export.smk"

@@ -11,6 +11,6 @@ rule normalize:
     conda:
         "../envs/tandem.yaml"
     params:
-        pump_serial=lambda wc: RAW[(wc.store, wc.window)].pump_serial,
+        pump_serial=pump_serial_of,
     script:
         "../scripts/normalize_window.py"

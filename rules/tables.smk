@@ -3,7 +3,7 @@
 
 rule events:
     input:
-        normalized_files(),
+        normalized_files,
     output:
         decoded="data/tables/decoded.parquet",
         events="data/tables/events.parquet",

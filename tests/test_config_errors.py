@@ -14,7 +14,7 @@ def workdir(tmp_path_factory):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["source=web"], "source: 'web' is not a source; use one of demo, file"),
+        (["source=web"], "source: 'web' is not a source; use one of auto, tandem, demo, file"),
         (["start=2025-13-01"], "start: '2025-13-01' is not a date; write YYYY-MM-DD"),
         (["end=31.01.2025"], "end: '31.01.2025' is not a date"),
         (["start=2025-05-01", "end=2025-04-01"], "end: 2025-04-01 is before start 2025-05-01"),

@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import re
 import sys
+import time
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,19 @@ TABLES = ("raw_events", "events", "cgm_readings", "basal_deliveries", "bolus_del
 #: Tables built from the decoded events by their own SQL (see tandem_export/sql/).
 DERIVED_TABLES = ("cgm_readings", "basal_deliveries", "bolus_deliveries")
 FORMATS = ("parquet", "csv")
-SOURCES = ("demo", "file")
+SOURCES = ("auto", "tandem", "demo", "file")
+FETCH_DEFAULTS = {
+    "refetch_days": 3,
+    "retries": 5,
+    "backoff_seconds": 1.0,
+    "timeout_seconds": 60.0,
+    "token_cache": "sensitive/token.json",
+}
+NO_CREDENTIALS_NOTICE = (
+    "source: auto found no Tandem Source credentials, so this run uses the DEMO pump. To fetch your own data, "
+    "copy sensitive/credentials.toml.template to sensitive/credentials.toml, fill it in and chmod 600 it, "
+    "or set TANDEM_EMAIL and TANDEM_PASSWORD (see the README)"
+)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EXPORT = rf"({'|'.join(TABLES)})(_\d{{4}}-\d{{2}}-\d{{2}}_\d{{4}}-\d{{2}}-\d{{2}})?\.({'|'.join(FORMATS)})"
 #: Matches export names that no export rule can build.
@@ -56,6 +69,12 @@ class Settings:
     demo_end: str
     demo_days: int
     raw_files: dict[tuple[str, str], RawFile] = field(default_factory=dict)
+    notice: str | None = None
+    region: str | None = None
+    pump_serial: str | list[str] = "all"
+    tandem_api: dict = field(default_factory=dict)
+    fetch: dict = field(default_factory=lambda: dict(FETCH_DEFAULTS))
+    fetch_check: str = ""
 
     @property
     def source_label(self) -> str:
@@ -82,6 +101,11 @@ def strings_for_schema(config: dict) -> dict:
             value = value.isoformat()
         config[key] = value
     # Pump serials are digits: YAML and --config read them as integers.
+    serial = config.get("pump_serial")
+    if isinstance(serial, int):
+        config["pump_serial"] = str(serial)
+    elif isinstance(serial, list):
+        config["pump_serial"] = [str(x) for x in serial]
     if isinstance(config.get("file_pump_serial"), int):
         config["file_pump_serial"] = str(config["file_pump_serial"])
     for item in config.get("files") or []:
@@ -174,12 +198,41 @@ def _demo_entries(settings: Settings) -> dict[tuple[str, str], RawFile]:
     return out
 
 
+def resolve_source(source: str, project_dir: str | Path = ".") -> tuple[str, str | None]:
+    """The source to use (``auto`` becomes tandem or demo) and a notice for the user, if any."""
+    if source not in ("auto", "tandem"):
+        return source, None
+    from .errors import InputError
+    from .tandem import load_credentials
+
+    try:
+        found = load_credentials(project_dir) is not None
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    if source == "tandem" and not found:
+        raise ConfigError(
+            "source: tandem needs credentials; fill sensitive/credentials.toml (chmod 600) or set TANDEM_EMAIL "
+            "and TANDEM_PASSWORD, or use source: demo"
+        )
+    if found:
+        return "tandem", None
+    return "demo", NO_CREDENTIALS_NOTICE
+
+
+def _fetch_check(end: str | None) -> str:
+    """A value that differs on every invocation unless the range ends in the past."""
+    if end and dt.date.fromisoformat(end) < dt.date.today():
+        return f"closed range ending {end}"
+    return f"open range, checked at {time.time():.6f}"
+
+
 def check(config: dict, basedir: str) -> Settings:
     """Check the whole configuration and plan the raw store; ConfigError on the first problem."""
     strings_for_schema(config)
-    source = config.get("source", "demo")
+    source = config.get("source", "auto")
     if source not in SOURCES:
         raise ConfigError(f"source: {source!r} is not a source; use one of {', '.join(SOURCES)}")
+    source, notice = resolve_source(source)
     start, end = check_range(config.get("start"), config.get("end"))
     tz, tz_from = check_timezone(config.get("timezone"), source)
     d = config.get("demo") or {}
@@ -194,7 +247,20 @@ def check(config: dict, basedir: str) -> Settings:
         demo_end=demo_end,
         demo_days=int(d.get("days", demo.DEMO_DAYS)),
     )
-    settings.raw_files = _demo_entries(settings) if source == "demo" else _file_entries(config, basedir)
+    settings.notice = notice
+    if source == "demo":
+        settings.raw_files = _demo_entries(settings)
+    elif source == "file":
+        settings.raw_files = _file_entries(config, basedir)
+    else:
+        region = _none(config.get("region"))
+        if region is not None and str(region).upper() not in ("US", "EU"):
+            raise ConfigError(f"region: {region!r} is not a Tandem Source region; use US or EU")
+        settings.region = str(region).upper() if region else None
+        settings.pump_serial = config.get("pump_serial", "all")
+        settings.tandem_api = dict(config.get("tandem_api") or {})
+        settings.fetch = {**FETCH_DEFAULTS, **(config.get("fetch") or {})}
+        settings.fetch_check = _fetch_check(end)
     return settings
 
 

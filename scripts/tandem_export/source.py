@@ -18,7 +18,8 @@ def checksum_path(raw: Path | str) -> Path:
     return Path(str(raw) + ".sha256")
 
 
-def _write_checksum(raw: Path) -> None:
+def write_checksum(raw: Path) -> None:
+    """Record the SHA-256 of a raw-store file beside it (``<file>.sha256``)."""
     with atomic_path(checksum_path(raw)) as tmp:
         tmp.write_text(f"{sha256_file(raw)}  {raw.name}\n", encoding="utf-8")
 
@@ -46,7 +47,7 @@ def write_demo(
         body = by_name[name]
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(body, separators=(",", ":")), encoding="utf-8")
-        _write_checksum(Path(path))
+        write_checksum(Path(path))
         log.info("demo window %s: %d events -> %s", name, len(body["events"]), path)
 
 
@@ -54,5 +55,5 @@ def import_file(origin: str, target: str, log: logging.Logger) -> None:
     """Copy the user's saved file unchanged into the raw store and record its checksum."""
     with atomic_path(target) as tmp:
         shutil.copyfile(origin, tmp)
-    _write_checksum(Path(target))
+    write_checksum(Path(target))
     log.info("imported %s -> %s (%d bytes)", origin, target, Path(target).stat().st_size)

@@ -1,0 +1,32 @@
+"""Checkpoint fetch: bring the raw store up to date from Tandem Source and list its windows."""
+
+import json
+from pathlib import Path
+
+from tandem_export import fetch, runlog, tandem
+from tandem_export.errors import InputError
+from tandem_export.storage import atomic_path
+
+
+def body(log):
+    p = snakemake.params  # noqa: F821 - provided by Snakemake
+    credentials = tandem.load_credentials(".")
+    if credentials is None:
+        raise InputError(
+            "no Tandem Source credentials: set TANDEM_EMAIL and TANDEM_PASSWORD or fill sensitive/credentials.toml "
+            "(see the README, Your Tandem Source account)"
+        )
+    region = (p.region or credentials.region).upper()
+    client = tandem.TandemClient(
+        credentials,
+        tandem.api_urls(region, p.api),
+        Path(p.token_cache),
+        tandem.RetryPolicy(p.retries, p.backoff_seconds, p.timeout_seconds),
+        log,
+    )
+    manifest = fetch.fetch_account(client, Path("data/raw"), p.pump_serial, p.start, p.end, p.refetch_days, log)
+    with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+
+
+runlog.run(snakemake, "fetch", body)  # noqa: F821
