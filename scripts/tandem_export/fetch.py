@@ -179,9 +179,13 @@ def fetch_account(
             if path.exists() and window.last < trailing_from:
                 try:
                     verify_checksum(path)
-                    entry["windows"].append(window.name)
-                    counts["kept"] += 1
-                    continue
+                    # An empty answer for days the pump says it has data for may be a passing
+                    # server fault: keep it, but ask again (a cheap byte search, not a parse).
+                    if b'"eventCode"' in path.read_bytes():
+                        entry["windows"].append(window.name)
+                        counts["kept"] += 1
+                        continue
+                    log.warning("%s: saved empty although the pump has data in it; fetching it again", label)
                 except InputError as exc:
                     log.warning("%s; fetching the window again", exc)
             t0 = time.monotonic()
