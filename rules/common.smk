@@ -38,6 +38,12 @@ def pump_serial_of(wildcards):
     return RAW[key].pump_serial if key in RAW else wildcards.store
 
 
+def label_of(wildcards):
+    """How messages name a raw window: the user's own file for the file source."""
+    key = (wildcards.store, wildcards.window)
+    return RAW[key].origin if key in RAW and RAW[key].origin else raw_path(wildcards)
+
+
 def normalized_files(wildcards):
     """Every normalised window, in a fixed order; for tandem, those the fetch listed."""
     if SETTINGS.source == "tandem":

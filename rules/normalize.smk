@@ -12,5 +12,6 @@ rule normalize:
         "../envs/tandem.yaml"
     params:
         pump_serial=pump_serial_of,
+        label=label_of,
     script:
         "../scripts/normalize_window.py"

@@ -510,7 +510,10 @@ def test_float32_fields_are_the_shortest_decimal_not_the_widened_double(binary_r
     ],
 )
 def test_pump_time_is_the_wall_clock_from_the_2008_epoch(tmp_path, seconds, expected):
-    _, rows = run(tmp_path, "clock.bin", record(48, seconds, 77, [(0, "f", 1.0)]))
+    # Two ordinary records beside it: a file of only far-future times is refused as not pump history.
+    ordinary = record(48, T1, 78, [(0, "f", 1.0)]) + record(48, T1, 79, [(0, "f", 1.0)])
+    _, rows = run(tmp_path, "clock.bin", record(48, seconds, 77, [(0, "f", 1.0)]) + ordinary)
+    assert rows[0]["seq_num"] == 77
     assert rows[0]["pump_time"] == expected
     assert rows[0]["pump_time"].tzinfo is None
 
@@ -706,15 +709,17 @@ def test_trailing_bytes_after_the_last_whole_record(tmp_path, encode):
 def test_unknown_binary_event_ids_are_kept(tmp_path):
     unknown = record(999, T1, 21, [(0, "I", 0x01020304)])
     buf = record(999, T1, 20) + unknown + record(4095, T2, 22, nibble=0xF) + record(48, T1, 23, [(0, "f", 15.0)])
+    # Known records beside them: a file that is mostly unknown ids is refused as not pump history.
+    buf += b"".join(record(48, T1, seq, [(0, "f", 1.0)]) for seq in (24, 25, 26))
     stats, rows = run(tmp_path, "unknown.bin", buf)
-    assert stats.events == 4
+    assert stats.events == 7
     assert stats.unknown_ids == {999: 2, 4095: 1}
     assert [(r["event_id"], r["event_name"]) for r in rows] == [
         (999, "UNKNOWN_999"),
         (999, "UNKNOWN_999"),
         (4095, "UNKNOWN_4095"),
         (48, "carbs_entered"),
-    ]
+    ] + [(48, "carbs_entered")] * 3
     assert rows[1]["record"] == unknown
     assert rows[2]["pump_time"] == W2
     assert all(v is None for r in rows[:3] for v in decoded(r).values())

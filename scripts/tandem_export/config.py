@@ -5,6 +5,7 @@ Every problem stops the run with one line on stderr naming the key, the bad valu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -103,14 +104,29 @@ def strings_for_schema(config: dict) -> dict:
     # Pump serials are digits: YAML and --config read them as integers.
     serial = config.get("pump_serial")
     if isinstance(serial, int):
-        config["pump_serial"] = str(serial)
+        config["pump_serial"] = _serial(serial, "pump_serial")
     elif isinstance(serial, list):
-        config["pump_serial"] = [str(x) for x in serial]
-    if isinstance(config.get("file_pump_serial"), int):
-        config["file_pump_serial"] = str(config["file_pump_serial"])
+        config["pump_serial"] = [x if isinstance(x, str) else _serial(x, "pump_serial") for x in serial]
+    # Nested numbers given with --config arrive as text ('demo={days: 30}'): read them as numbers.
+    for section, keys in (("demo", ("seed", "days")), ("fetch", ("refetch_days", "retries"))):
+        block = config.get(section)
+        if isinstance(block, dict):
+            for k in keys:
+                if isinstance(block.get(k), str) and block[k].strip().lstrip("-").isdigit():
+                    block[k] = int(block[k])
+            for k in ("backoff_seconds", "timeout_seconds"):
+                if isinstance(block.get(k), str):
+                    with contextlib.suppress(ValueError):
+                        block[k] = float(block[k])
+    for key in ("file_pump_serial",):
+        if key in config and not isinstance(config[key], str):
+            config[key] = _serial(config[key], key)
+    files = config.get("files")
+    if isinstance(files, str):
+        config["files"] = [files]
     for item in config.get("files") or []:
-        if isinstance(item, dict) and isinstance(item.get("pump_serial"), int):
-            item["pump_serial"] = str(item["pump_serial"])
+        if isinstance(item, dict) and "pump_serial" in item and not isinstance(item["pump_serial"], str):
+            item["pump_serial"] = _serial(item["pump_serial"], "files/pump_serial")
     d = config.get("demo")
     if isinstance(d, dict) and isinstance(d.get("end_date"), dt.date):
         d["end_date"] = d["end_date"].isoformat()
@@ -161,30 +177,49 @@ def check_timezone(value, source: str) -> tuple[str, str]:
     return str(value), "config"
 
 
+def _serial(value, key: str) -> str:
+    """A pump serial as text; a number that may have lost leading zeros (or was read as octal) is refused."""
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(f"{key}: {value!r} is not a pump serial; write the serial in quotes, e.g. '90512345'")
+    if isinstance(value, int):
+        if len(str(value)) != 8:
+            raise ConfigError(
+                f"{key}: {value} was read as a number, so leading zeros (or an octal reading) may have changed it; "
+                f"write the serial in quotes in a config file (e.g. {key}: '00123456'), as --config reads digits as a number"
+            )
+        return str(value)
+    return str(value)
+
+
 def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
     entries = config.get("files") or []
+    if isinstance(entries, str):
+        entries = [entries]
     if not entries:
         raise ConfigError(
             "files: the list is empty but source is 'file'; list the saved responses to read, or set source: demo"
         )
+    default_serial = _serial(config.get("file_pump_serial", "UNKNOWN"), "file_pump_serial")
     out = {}
     for item in entries:
         path = item if isinstance(item, str) else item["path"]
-        serial = (
-            config.get("file_pump_serial", "UNKNOWN")
-            if isinstance(item, str)
-            else item.get("pump_serial", config.get("file_pump_serial", "UNKNOWN"))
-        )
+        serial = default_serial
+        if isinstance(item, dict) and "pump_serial" in item:
+            serial = _serial(item["pump_serial"], "files/pump_serial")
         full = Path(path) if Path(path).is_absolute() else Path.cwd() / path
         if not full.is_file():
             raise ConfigError(f"files: {path!r} does not exist or is not a file; fix the path or remove the entry")
         try:
+            digest = hashlib.sha256()
             with open(full, "rb") as fh:
-                fh.read(1)
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
         except OSError as exc:
             raise ConfigError(f"files: {path!r} cannot be read ({exc.strerror}); fix its permissions") from None
         stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-") or "file"
-        window = f"{stem}-{hashlib.sha256(str(full.resolve()).encode()).hexdigest()[:8]}"
+        # The content's hash is part of the name: a saved file that changes becomes a new raw-store
+        # entry, and the copy imported before is never overwritten.
+        window = f"{stem}-{digest.hexdigest()[:12]}"
         out[("files", window)] = RawFile("files", window, f"data/raw/files/{window}.raw", "file", serial, str(full))
     return out
 

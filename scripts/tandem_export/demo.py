@@ -169,6 +169,8 @@ class DemoPump:
         temp_start, temp_end, temp_pct = self.temp_rate
         susp_start, susp_end = self.suspension
         last_site_change = self.start - timedelta(days=1)
+        self.day_basal_units = 0.0
+        self.last_commanded_rate = profile_rate(self.start)
         t = self.start
         while t < self.stop:
             # Midnight: the daily basal summary of the day that ended.
@@ -177,14 +179,16 @@ class DemoPump:
                     81,
                     t,
                     {
-                        "daily_total_basal_units": round(rng.uniform(18.0, 23.0), 2),
-                        "last_basal_rate_units_per_hour": profile_rate(t - FIVE_MIN),
+                        # What the basal records of the day delivered: rate (U/h) x 5 minutes each.
+                        "daily_total_basal_units": round(self.day_basal_units, 2),
+                        "last_basal_rate_units_per_hour": self.last_commanded_rate,
                         "iob_units": round(iob, 2),
                         "battery_charge_msb_raw": 14 + 2,
                         "battery_charge_lsb_raw": rng.randrange(0, 256),
                         "battery_lipo_mv": 3900 + rng.randrange(0, 200),
                     },
                 )
+                self.day_basal_units = 0.0
             # Sleep mode from 22:30 to 06:30.
             if (t.hour, t.minute) in ((22, 30), (6, 30)):
                 start = t.hour == 22
@@ -197,6 +201,10 @@ class DemoPump:
                         "current_user_mode": 1 if start else 0,
                         "active_sleep_schedule": 1,
                         "sleep_started_by_gui": 0,
+                        "exercise_time_minutes": 0,
+                        "exercise_choice": 0,
+                        "exercise_stopped_by_timer": 0,
+                        "eating_soon_stopped_by_timer": 0,
                     },
                 )
             # Site change every third day at 08:00, preceded by a low-insulin alert.
@@ -345,6 +353,8 @@ class DemoPump:
             source, commanded = (4 if temp else 3), algorithm
         else:
             source, commanded = (2 if temp else 1), base
+        self.last_commanded_rate = round(commanded, 3)
+        self.day_basal_units += round(commanded, 3) / 12  # a 5-minute record: rate (U/h) x 1/12 h
         return self._emit(
             279,
             t + timedelta(seconds=2),

@@ -37,6 +37,8 @@ class Stats:
     events: int = 0
     trailing_bytes: int = 0
     unknown_ids: dict[int, int] = field(default_factory=dict)
+    dropped_without_identity: int = 0
+    future_times: int = 0
 
     def warnings(self, name: str) -> list[str]:
         """One line per thing the user should know about this file."""
@@ -45,6 +47,13 @@ class Stats:
             out.append(
                 f"{name}: {self.trailing_bytes} trailing byte(s) after the last whole 26-byte record were skipped"
             )
+        if self.dropped_without_identity:
+            out.append(
+                f"{name}: {self.dropped_without_identity} event(s) without an event code, sequence number or "
+                "readable pump time were left out"
+            )
+        if self.future_times:
+            out.append(f"{name}: {self.future_times} event(s) carry a pump time more than a year in the future")
         if self.unknown_ids:
             ids = ", ".join(f"{k} (x{v})" for k, v in sorted(self.unknown_ids.items()))
             out.append(f"{name}: event ids this version does not decode, kept as UNKNOWN_<id>: {ids}")
@@ -72,6 +81,7 @@ def detect_form(path: Path) -> str:
     """
     with open(path, "rb") as fh:
         head = fh.read(65536)
+    head = head.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Windows tools) is not content
     if not head.strip():
         raise InputError(f"{path}: the file is empty; it holds no pump history")
     if not _is_text(head):
@@ -139,13 +149,29 @@ def _json_relation(con, path: Path, form: str, serial: str) -> tuple[str, None]:
     return "raw_json", None
 
 
-def normalize_file(raw: Path, pump_serial: str, out: Path) -> Stats:
+#: A records file in which more than this share of records have unknown ids or impossible
+#: times is not pump history (random bytes, a compressed or unrelated file) and is refused.
+MAX_IMPLAUSIBLE_SHARE = 0.5
+
+
+def normalize_file(raw: Path, pump_serial: str, out: Path, label: str | None = None) -> Stats:
     """Decode one raw-store file into ``out`` (Parquet; columns of :func:`decode.decode_select`).
 
-    The file is never modified.  Rows come in (sequence_group, seq_num, event_id) order.
-    Raises InputError (naming the file) for content that is no known form, malformed JSON or
-    invalid base64.
+    The file is never modified.  Rows come in (sequence_group, seq_num, event_id) order; events
+    without an identity (event code, sequence number, pump time) are left out and counted.
+    Raises InputError naming the file (``label``, e.g. the user's own file, else ``raw``) for
+    content that is no known form, malformed JSON, invalid base64, or records that are mostly
+    not pump history.
     """
+    try:
+        return _normalize(raw, pump_serial, out)
+    except InputError as exc:
+        if label and str(exc).startswith(str(raw)):
+            raise InputError(label + str(exc)[len(str(raw)) :]) from None
+        raise
+
+
+def _normalize(raw: Path, pump_serial: str, out: Path) -> Stats:
     stats = Stats(form=detect_form(raw))
     con = connect()
     try:
@@ -160,22 +186,46 @@ def normalize_file(raw: Path, pump_serial: str, out: Path) -> Stats:
                 buf = raw.read_bytes()
             elif stats.form == FORM_LEGACY_JSON:
                 try:
-                    body = json.loads(raw.read_text(encoding="utf-8"))
+                    body = json.loads(raw.read_text(encoding="utf-8-sig"))
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise InputError(f"{raw}: malformed JSON ({exc})") from None
                 if not isinstance(body, str):
                     raise InputError(f"{raw}: JSON of an unknown form (expected a pump-logs object or a base64 string)")
                 buf = _b64(body, raw)
             else:
-                buf = _b64(raw.read_text(encoding="ascii"), raw)
+                buf = _b64(raw.read_text(encoding="utf-8-sig"), raw)
             relation, present = _records_relation(con, buf, pump_serial, stats)
         select = decode.decode_select(present)
         ordered = (
             f"SELECT * REPLACE ({decode.event_name_expr()} AS event_name) FROM (SELECT {select} FROM {relation})"
             " ORDER BY sequence_group NULLS FIRST, seq_num, event_id"
         )
-        con.sql(f"CREATE TEMP TABLE normalized AS {ordered}")
-        stats.events = con.sql("SELECT count(*) FROM normalized").fetchall()[0][0]
+        con.sql(f"CREATE TEMP TABLE decoded_all AS {ordered}")
+        total, no_identity, unknown, future = con.sql(
+            """SELECT count(*),
+                      count(*) FILTER (WHERE event_id IS NULL OR seq_num IS NULL OR pump_time IS NULL),
+                      count(*) FILTER (WHERE event_name LIKE 'UNKNOWN_%'),
+                      count(*) FILTER (WHERE pump_time > now()::TIMESTAMP + INTERVAL 366 DAY)
+               FROM decoded_all"""
+        ).fetchall()[0]
+        implausible = total and (unknown + future) / total > MAX_IMPLAUSIBLE_SHARE
+        if stats.form in (FORM_RECORDS, FORM_BASE64, FORM_LEGACY_JSON) and implausible:
+            raise InputError(
+                f"{raw}: does not look like pump history records ({unknown + future} of {total} have unknown record "
+                "types or impossible times); check that this is the saved pumpevents data, uncompressed"
+            )
+        if total and no_identity == total:
+            raise InputError(
+                f"{raw}: none of its {total} events has an event code, sequence number and pump time; "
+                "it is not a pump-logs response"
+            )
+        stats.dropped_without_identity = no_identity
+        stats.future_times = future
+        con.sql(
+            "CREATE TEMP TABLE normalized AS SELECT * FROM decoded_all"
+            " WHERE event_id IS NOT NULL AND seq_num IS NOT NULL AND pump_time IS NOT NULL"
+        )
+        stats.events = total - no_identity
         stats.unknown_ids = dict(
             con.sql("SELECT event_id, count(*) FROM normalized WHERE event_name LIKE 'UNKNOWN_%' GROUP BY 1").fetchall()
         )

@@ -35,7 +35,8 @@ def build_events(
 
     Identity: (pump_serial, sequence_group, seq_num).  When windows overlap, the row from the
     first window in file order is kept; rows whose contents differ for the same identity are
-    counted in the log.  Writes the wide ``decoded`` table (internal) and the ``events`` and
+    counted in the log.  An event saved in both forms (26-byte records carry no sequence group)
+    is recognised by (pump_serial, seq_num, event_id, pump_time) and kept once, as pump-logs.  Writes the wide ``decoded`` table (internal) and the ``events`` and
     ``raw_events`` tables, all ordered by (pump_serial, sequence_group, seq_num).
     """
     con = connect()
@@ -63,8 +64,15 @@ def build_events(
         CREATE TEMP TABLE decoded AS
         SELECT * EXCLUDE (filename, file_order, file_row),
                {timestamp_expr("pump_time", timezone)} AS timestamp
-        FROM all_rows
-        QUALIFY row_number() OVER (PARTITION BY pump_serial, sequence_group, seq_num ORDER BY file_order, file_row) = 1
+        FROM (
+            SELECT * FROM all_rows
+            QUALIFY row_number() OVER (
+                PARTITION BY pump_serial, sequence_group, seq_num ORDER BY file_order, file_row) = 1)
+        -- The same event saved both as a 26-byte record (no sequence group) and as pump-logs JSON:
+        -- same pump, sequence number, record type and pump time. Keep the pump-logs row.
+        QUALIFY row_number() OVER (
+            PARTITION BY pump_serial, seq_num, event_id, pump_time
+            ORDER BY origin = 'pump-logs' DESC, file_order, file_row) = 1
         ORDER BY pump_serial, sequence_group NULLS FIRST, seq_num""")
     kept = con.sql("SELECT count(*) FROM decoded").fetchall()[0][0]
     log.info(
