@@ -60,7 +60,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import trustme
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from tandem_export import demo, encode
+
+if __name__ == "__main__":  # run as a script: make the project's package importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+from tandem_export import demo, encode  # noqa: E402
 
 DEFAULT_ACCOUNTS: dict[str, str] = {"person@example.com": "correct horse battery staple"}
 DEFAULT_CLIENT_ID = "standin-client-0001"
@@ -942,3 +948,32 @@ class StandIn:
             return _json(404, _NOT_FOUND)
         events = [] if empty else pump.elements(start, end, codes)
         return _json(200, {"events": events, "clockChanges": pump.clock_changes()})
+
+
+def main() -> None:
+    """Serve the stand-in until Ctrl-C and print how to point the workflow at it.
+
+    Run from the project root: ``python3 tests/standin.py``.  Writes ``standin.yaml`` (a config
+    file for ``--configfile``) and the CA certificate into ``.standin/``.
+    """
+    import yaml
+
+    directory = Path(".standin")
+    directory.mkdir(exist_ok=True)
+    with StandIn(directory) as server:
+        config = {"source": "tandem", "timezone": "America/New_York", "tandem_api": server.api_config()}
+        (directory / "standin.yaml").write_text(yaml.safe_dump(config))
+        email, password = next(iter(DEFAULT_ACCOUNTS.items()))
+        print(f"Tandem Source stand-in serving at {server.url} (Ctrl-C to stop). In another shell:\n")
+        print(f"  export REQUESTS_CA_BUNDLE={server.ca_path.resolve()}")
+        print(f"  export TANDEM_EMAIL={email} TANDEM_PASSWORD='{password}'")
+        print("  snakemake -c1 all --configfile .standin/standin.yaml\n", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
