@@ -8,12 +8,15 @@ rule events:
         decoded="data/tables/decoded.parquet",
         events="data/tables/events.parquet",
         raw_events="data/tables/raw_events.parquet",
+        clock_changes="data/tables/clock_changes.parquet",
     log:
         "logs/tables/events.log",
     conda:
         "../envs/tandem.yaml"
     params:
         timezone=SETTINGS.timezone,
+        pump_clock=SETTINGS.pump_clock,
+        timezone_from=SETTINGS.timezone_from,
     script:
         "../scripts/build_events.py"
 
@@ -27,7 +30,5 @@ rule derived_table:
         "logs/tables/{derived}.log",
     conda:
         "../envs/tandem.yaml"
-    params:
-        timezone=SETTINGS.timezone,
     script:
         "../scripts/build_table.py"

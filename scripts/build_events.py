@@ -5,7 +5,10 @@ from tandem_export import runlog, tables
 
 def body(log):
     out = snakemake.output  # noqa: F821
-    tables.build_events(list(snakemake.input), out.decoded, out.events, out.raw_events, snakemake.params.timezone, log)  # noqa: F821
+    outputs = {k: getattr(out, k) for k in ("decoded", "events", "raw_events", "clock_changes")}
+    p = snakemake.params  # noqa: F821
+    log.info("time zone %s (%s); pump clock model %s", p.timezone, p.timezone_from, p.pump_clock)
+    tables.build_events(list(snakemake.input), outputs, p.timezone, p.pump_clock, log)  # noqa: F821
 
 
 runlog.run(snakemake, "events", body)  # noqa: F821

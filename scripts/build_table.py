@@ -5,7 +5,7 @@ from tandem_export import runlog, tables
 
 def body(log):
     name = snakemake.wildcards.derived  # noqa: F821
-    tables.build_table(name, snakemake.input[0], snakemake.output[0], snakemake.params.timezone, log)  # noqa: F821
+    tables.build_table(name, snakemake.input[0], snakemake.output[0], log)  # noqa: F821
 
 
 runlog.run(snakemake, "derived_table", body)  # noqa: F821

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import copy_workflow, snakemake
 
-TABLES = ("raw_events", "events", "cgm_readings", "basal_deliveries", "bolus_deliveries")
+TABLES = ("raw_events", "events", "clock_changes", "cgm_readings", "basal_deliveries", "bolus_deliveries")
 DEMO_ZONE = ZoneInfo("America/Chicago")
 EPOCH = dt.datetime(2008, 1, 1)
 
@@ -43,6 +43,15 @@ def test_every_export_exists_and_log_says_demo(demo_run):
     assert "not anyone's real history" in log
     meta = pq.read_metadata(demo_run / "exports" / "cgm_readings.parquet").metadata
     assert b"demo" in meta[b"source"]
+
+
+def test_events_carry_their_utc_offset_and_reliability(demo_run):
+    events = rows(demo_run / "exports" / "raw_events.parquet")
+    # America/Chicago is on daylight time (UTC-5) for the whole demo (April to June 2025).
+    assert {e["utc_offset_minutes"] for e in events} == {-300}
+    assert all(e["time_reliable"] for e in events)
+    assert all(e["timestamp"] == utc(e["pump_time"]) for e in events[:500])
+    assert rows(demo_run / "exports" / "clock_changes.parquet") == []
 
 
 def test_raw_store_keeps_windows_of_at_most_28_days_with_checksums(demo_run):
@@ -179,7 +188,7 @@ def test_parquet_loads_in_pandas_and_polars_without_warnings(demo_run):
             warnings.simplefilter("error")
             frame = pd.read_parquet(path)
             pframe = pl.read_parquet(path)
-        assert len(frame) == len(pframe) > 0
+        assert len(frame) == len(pframe) and (len(frame) > 0 or table == "clock_changes")
         assert str(frame["timestamp"].dtype).startswith("datetime64") and "UTC" in str(frame["timestamp"].dtype)
         assert str(frame["pump_time"].dtype).startswith("datetime64") and frame["pump_time"].dt.tz is None
 
@@ -230,5 +239,5 @@ def test_configured_range_applies_to_every_table(tmp_path):
     snakemake(workdir, "-c2", "all", "--config", "start=2025-06-01", "end=2025-06-02")
     for table in TABLES:
         table_rows = rows(workdir / "exports" / f"{table}.parquet")
-        assert table_rows, table
+        assert table_rows or table == "clock_changes", table
         assert {r["pump_time"].date() for r in table_rows} <= {dt.date(2025, 6, 1), dt.date(2025, 6, 2)}

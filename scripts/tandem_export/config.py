@@ -18,7 +18,8 @@ from pathlib import Path
 from . import demo
 
 #: Every exported table, in the order the README lists them.
-TABLES = ("raw_events", "events", "cgm_readings", "basal_deliveries", "bolus_deliveries")
+TABLES = ("raw_events", "events", "clock_changes", "cgm_readings", "basal_deliveries", "bolus_deliveries")
+PUMP_CLOCK_MODELS = ("recorded_changes", "follows_zone")
 #: Tables built from the decoded events by their own SQL (see tandem_export/sql/).
 DERIVED_TABLES = ("cgm_readings", "basal_deliveries", "bolus_deliveries")
 FORMATS = ("parquet", "csv")
@@ -64,6 +65,7 @@ class Settings:
     source: str
     timezone: str
     timezone_from: str
+    pump_clock: str
     start: str | None
     end: str | None
     demo_seed: int
@@ -272,10 +274,14 @@ def check(config: dict, basedir: str) -> Settings:
     tz, tz_from = check_timezone(config.get("timezone"), source)
     d = config.get("demo") or {}
     demo_end = check_date("demo.end_date", d.get("end_date", demo.DEMO_END.isoformat()))
+    pump_clock = config.get("pump_clock") or "recorded_changes"
+    if pump_clock not in PUMP_CLOCK_MODELS:
+        raise ConfigError(f"pump_clock: {pump_clock!r} is not a clock model; use one of {', '.join(PUMP_CLOCK_MODELS)}")
     settings = Settings(
         source=source,
         timezone=tz,
         timezone_from=tz_from,
+        pump_clock=pump_clock,
         start=start,
         end=end,
         demo_seed=int(d.get("seed", 42)),

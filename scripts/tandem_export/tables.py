@@ -5,22 +5,16 @@ from __future__ import annotations
 import logging
 from importlib import resources
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from . import decode
+import numpy as np
+import pyarrow as pa
+
+from . import decode, times
 from .storage import atomic_path, connect, sql_str
 
 #: Columns of raw_events and events, before ``data`` / ``properties`` / ``record``.
 EVENT_KEY_COLUMNS = "pump_serial, sequence_group, seq_num, event_id, event_name, pump_time, timestamp, origin"
-
-
-def timestamp_expr(pump_time: str, timezone: str) -> str:
-    """SQL for the instant (TIMESTAMPTZ) of a pump wall-clock TIMESTAMP read in ``timezone``.
-
-    DuckDB's ICU rules: a wall time in the spring-forward gap is read with the offset in force
-    before the switch (02:30 -> 03:30 daylight time); a wall time in the repeated autumn hour is
-    read as the second occurrence (standard time).
-    """
-    return f"timezone({sql_str(timezone)}, {pump_time})"
 
 
 def _write_parquet(con, select: str, path: str) -> None:
@@ -29,15 +23,23 @@ def _write_parquet(con, select: str, path: str) -> None:
 
 
 def build_events(
-    windows: list[str], decoded_out: str, events_out: str, raw_out: str, timezone: str, log: logging.Logger
+    windows: list[str],
+    outputs: dict[str, str],
+    timezone: str,
+    pump_clock: str,
+    log: logging.Logger,
 ) -> None:
-    """Union every normalised window and keep one row per event identity.
+    """Union every normalised window, keep one row per event identity, and place every event in time.
 
     Identity: (pump_serial, sequence_group, seq_num).  When windows overlap, the row from the
     first window in file order is kept; rows whose contents differ for the same identity are
     counted in the log.  An event saved in both forms (26-byte records carry no sequence group)
-    is recognised by (pump_serial, seq_num, event_id, pump_time) and kept once, as pump-logs.  Writes the wide ``decoded`` table (internal) and the ``events`` and
-    ``raw_events`` tables, all ordered by (pump_serial, sequence_group, seq_num).
+    is recognised by (pump_serial, seq_num, event_id, pump_time) and kept once, as pump-logs.
+    Times: :mod:`tandem_export.times` (model ``pump_clock``, anchor zone ``timezone``).
+
+    ``outputs`` maps ``decoded`` (the wide internal table), ``events``, ``raw_events`` and
+    ``clock_changes`` to Parquet paths; every table is ordered by (pump_serial, sequence_group,
+    seq_num), clock_changes by time.
     """
     con = connect()
     con.sql("SET threads = 2")
@@ -60,10 +62,10 @@ def build_events(
             FROM all_rows GROUP BY ALL
             HAVING count(DISTINCT (event_id, pump_time, coalesce(properties::VARCHAR, ''), coalesce(record, ''::BLOB))) > 1)
     """).fetchall()[0][0]
-    con.sql(f"""
-        CREATE TEMP TABLE decoded AS
+    con.sql("""
+        CREATE TEMP TABLE unique_rows AS
         SELECT * EXCLUDE (filename, file_order, file_row),
-               {timestamp_expr("pump_time", timezone)} AS timestamp
+               row_number() OVER (ORDER BY pump_serial, sequence_group NULLS FIRST, seq_num) AS row_id
         FROM (
             SELECT * FROM all_rows
             QUALIFY row_number() OVER (
@@ -74,18 +76,113 @@ def build_events(
             PARTITION BY pump_serial, seq_num, event_id, pump_time
             ORDER BY origin = 'pump-logs' DESC, file_order, file_row) = 1
         ORDER BY pump_serial, sequence_group NULLS FIRST, seq_num""")
-    kept = con.sql("SELECT count(*) FROM decoded").fetchall()[0][0]
-    log.info(
-        "%d events from %d window(s); %d after de-duplication; times read in %s", total, len(windows), kept, timezone
-    )
+    kept = con.sql("SELECT count(*) FROM unique_rows").fetchall()[0][0]
+    log.info("%d events from %d window(s); %d after de-duplication", total, len(windows), kept)
     if conflicts:
         log.warning(
             "%d event identities appear with different contents in different windows; the first was kept", conflicts
         )
-    _write_parquet(con, "SELECT * FROM decoded", decoded_out)
-    _write_parquet(con, f"SELECT {EVENT_KEY_COLUMNS}, {decode.data_json_expr()} AS data FROM decoded", events_out)
-    _write_parquet(con, f"SELECT {EVENT_KEY_COLUMNS}, properties, record FROM decoded", raw_out)
+    _place_in_time(con, timezone, pump_clock, log)
+    con.sql("""
+        CREATE TEMP TABLE decoded AS
+        SELECT u.*, t.utc_offset_seconds, t.time_reliable,
+               timezone('UTC', u.pump_time - to_seconds(t.utc_offset_seconds)) AS timestamp
+        FROM unique_rows u
+        JOIN placed t USING (row_id)
+        ORDER BY u.row_id""")
+    con.sql("ALTER TABLE decoded DROP COLUMN row_id")
+    keys = f"{EVENT_KEY_COLUMNS}, utc_offset_seconds // 60 AS utc_offset_minutes, time_reliable"
+    _write_parquet(con, "SELECT * FROM decoded", outputs["decoded"])
+    _write_parquet(con, f"SELECT {keys}, {decode.data_json_expr()} AS data FROM decoded", outputs["events"])
+    _write_parquet(con, f"SELECT {keys}, properties, record FROM decoded", outputs["raw_events"])
+    _write_parquet(
+        con,
+        """SELECT timezone('UTC', c.pump_time_after - to_seconds(d.utc_offset_seconds)) AS timestamp,
+                  c.pump_time_after AS pump_time, c.pump_serial, c.seq_num, c.pump_time_before, c.pump_time_after,
+                  c.change_minutes, c.kind
+           FROM changes c
+           LEFT JOIN (SELECT DISTINCT ON (pump_serial, seq_num) pump_serial, seq_num, utc_offset_seconds
+                      FROM decoded ORDER BY pump_serial, seq_num, sequence_group NULLS FIRST) d
+           USING (pump_serial, seq_num)
+           ORDER BY timestamp, pump_serial, seq_num""",
+        outputs["clock_changes"],
+    )
     con.close()
+
+
+def _place_in_time(con, timezone: str, pump_clock: str, log: logging.Logger) -> None:
+    """Create tables ``placed`` (row_id, utc_offset_seconds, time_reliable) and ``changes``."""
+    zone = ZoneInfo(timezone)
+    rows = con.sql(f"""
+        SELECT row_id, pump_serial, seq_num, event_id,
+               CAST(epoch(pump_time) - epoch(TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}') AS BIGINT) AS wall_s,
+               CAST(coalesce(CASE event_id
+                   WHEN 13 THEN round((time_after_ms - time_prior_ms) / 1000)
+                   WHEN 14 THEN (date_after_days - date_prior_days) * 86400 END, 0) AS BIGINT) AS change_s
+        FROM unique_rows ORDER BY row_id""").fetchnumpy()
+    n = len(rows["seq_num"])
+    offset = np.zeros(n, dtype=np.int64)
+    reliable = np.ones(n, dtype=bool)
+    serials = np.asarray(rows["pump_serial"], dtype=object)
+    changes: dict[str, list] = {k: [] for k in ("pump_serial", "seq_num", "before", "after", "minutes", "kind")}
+    bounds = np.flatnonzero(np.concatenate([[True], serials[1:] != serials[:-1], [True]])) if n else []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+        serial = serials[lo]
+        result = times.pump_times(
+            rows["seq_num"][lo:hi],
+            rows["wall_s"][lo:hi],
+            rows["event_id"][lo:hi],
+            rows["change_s"][lo:hi],
+            zone,
+            pump_clock,
+        )
+        offset[lo:hi] = result.offset_s
+        reliable[lo:hi] = result.reliable
+        for note in result.notes:
+            log.warning("pump %s: %s", serial, note)
+        unreliable = int((~result.reliable).sum())
+        if unreliable:
+            log.warning(
+                "pump %s: %d event(s) without a reliable time are left out of the analysis tables", serial, unreliable
+            )
+        for c in result.changes:
+            changes["pump_serial"].append(serial)
+            changes["seq_num"].append(c.seq_num)
+            changes["before"].append(c.before_s)
+            changes["after"].append(c.after_s)
+            changes["minutes"].append(c.change_s / 60)
+            changes["kind"].append(c.kind)
+        log.info(
+            "pump %s: times read with pump_clock %s in %s; %d clock change(s)",
+            serial,
+            pump_clock,
+            timezone,
+            len(result.changes),
+        )
+    placed = pa.table(
+        {"row_id": np.asarray(rows["row_id"], dtype=np.int64), "utc_offset_seconds": offset, "time_reliable": reliable}
+    )
+    con.register("placed_arrow", placed)
+    con.sql("CREATE TEMP TABLE placed AS SELECT * FROM placed_arrow")
+    con.register(
+        "changes_arrow",
+        pa.table(
+            {
+                "pump_serial": pa.array(changes["pump_serial"], pa.string()),
+                "seq_num": pa.array(changes["seq_num"], pa.int64()),
+                "before_s": pa.array(changes["before"], pa.int64()),
+                "after_s": pa.array(changes["after"], pa.int64()),
+                "change_minutes": pa.array(changes["minutes"], pa.float64()),
+                "kind": pa.array(changes["kind"], pa.string()),
+            }
+        ),
+    )
+    epoch = f"TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}'"
+    con.sql(f"""
+        CREATE TEMP TABLE changes AS
+        SELECT pump_serial, seq_num, {epoch} + to_seconds(before_s) AS pump_time_before,
+               {epoch} + to_seconds(after_s) AS pump_time_after, change_minutes, kind
+        FROM changes_arrow""")
 
 
 def table_sql(name: str) -> str:
@@ -93,17 +190,17 @@ def table_sql(name: str) -> str:
     return resources.files(__package__).joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
 
 
-def build_table(name: str, decoded: str, out: str, timezone: str, log: logging.Logger) -> None:
+def build_table(name: str, decoded: str, out: str, log: logging.Logger) -> None:
     """Build derived table ``name`` from the decoded events; its SQL reads the view ``decoded``.
 
-    ``$tz`` in the SQL is replaced by the zone literal, so times a table computes itself (the CGM
-    EGV time) are converted exactly like event times.
+    Each event carries ``utc_offset_seconds`` (pump clock minus UTC, from the time model) and
+    ``time_reliable``; analysis tables keep only reliable events, and times a table computes
+    itself (the CGM EGV time) use the offset of the record that logged them.
     """
     con = connect()
     con.sql("SET threads = 2")
     con.sql(f"CREATE VIEW decoded AS SELECT * FROM read_parquet({sql_str(str(Path(decoded)))})")
-    sql = table_sql(name).replace("$tz", sql_str(timezone))
-    con.sql(f"CREATE TEMP TABLE result AS {sql}")
+    con.sql(f"CREATE TEMP TABLE result AS {table_sql(name)}")
     rows = con.sql("SELECT count(*) FROM result").fetchall()[0][0]
     _write_parquet(con, "SELECT * FROM result", out)
     log.info("%s: %d rows", name, rows)

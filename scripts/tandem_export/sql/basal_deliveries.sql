@@ -12,5 +12,5 @@ SELECT
     pump_serial,
     seq_num
 FROM decoded
-WHERE event_id = 279
+WHERE event_id = 279 AND time_reliable
 ORDER BY timestamp, pump_serial, seq_num

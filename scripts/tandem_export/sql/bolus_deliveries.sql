@@ -10,7 +10,7 @@ WITH b AS (
             PARTITION BY pump_serial, bolus_id ORDER BY seq_num
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode
     FROM decoded
-    WHERE event_id IN (64, 65, 66, 280, 20, 21) AND bolus_id IS NOT NULL
+    WHERE event_id IN (64, 65, 66, 280, 20, 21) AND bolus_id IS NOT NULL AND time_reliable
 ),
 g AS (
     SELECT

@@ -2,7 +2,8 @@
 -- The time of a reading is the EGV timestamp in the payload (pump-clock seconds since
 -- 2008-01-01), not the time the pump logged it: backfilled readings are logged hours later.
 -- High / low readings (beyond the sensor's 40-400 mg/dL range) carry 401 / 39; readings the
--- sensor marks as not to be shown carry NULL with status 'unavailable'.
+-- sensor marks as not to be shown carry NULL with status 'unavailable'. The instant uses the UTC
+-- offset of the record that logged the reading (see times.py).
 WITH r AS (
     SELECT
         pump_serial,
@@ -13,16 +14,17 @@ WITH r AS (
              THEN TIMESTAMP '2008-01-01 00:00:00' + to_seconds(egv_timestamp_seconds)
              ELSE pump_time END AS measured_pump_time,
         pump_time AS logged_pump_time,
+        utc_offset_seconds,
         CASE WHEN glucose_value_status IN ('ok', 'high', 'low') THEN glucose_value_status
              ELSE 'unavailable' END AS glucose_status,
         glucose_display_value_mg_dl,
         rate_mg_dl_per_min,
         coalesce(list_contains(cgm_data_type, 'backfill'), false) AS backfill
     FROM decoded
-    WHERE event_id IN (256, 399, 372, 480)
+    WHERE event_id IN (256, 399, 372, 480) AND time_reliable
 )
 SELECT
-    timezone($tz, measured_pump_time) AS timestamp,
+    timezone('UTC', measured_pump_time - to_seconds(utc_offset_seconds)) AS timestamp,
     measured_pump_time AS pump_time,
     CAST(CASE glucose_status WHEN 'ok' THEN glucose_display_value_mg_dl
                              WHEN 'high' THEN 401 WHEN 'low' THEN 39 END AS INTEGER) AS glucose_mg_dl,

@@ -1,0 +1,214 @@
+"""From the pump's wall clock to true instants (UTC).
+
+The pump clock is a wall clock set by hand. It does not follow daylight saving time on its own;
+users change it when travelling, or late after a DST switch, and after a battery failure it can
+restart at 2008-01-01 until the date is set again (pump history-log layouts, notes on records 13/14
+and on the clock).  Two models:
+
+``recorded_changes`` (default)
+    The offset between the pump clock and UTC is constant between recorded clock changes (time
+    changed 13, date changed 14; ``clockChanges`` in the API).  Each change shifts the offset by
+    its size.  The anchor: the configured zone is the zone the pump clock shows at the pump's last
+    reliable record in sequence order; the offset there is that zone's UTC offset at that instant,
+    and earlier offsets follow by walking back through the changes.
+``follows_zone``
+    The clock is assumed to have been kept in step with the zone's DST rules; every pump time is
+    read in the zone, and a time in the repeated autumn hour is the first occurrence until the
+    sequence shows the clock going back, the second after it.
+
+Clock resets: a backward jump of more than a day between records with no recorded change to
+explain it is the clock restarting (battery failure).  The changes that follow until the clock is
+plausible again (back at or after the last time before the reset, less a day) are its correction.
+Records logged while reset take the offset of the correction (the user set the right time, so the
+elapsed time since the reset places them); records before the reset are read as if the reset and
+its correction cancelled out.  Records so placed that do not fall between their neighbours in time,
+and records of a reset never corrected, are not reliable: they stay in ``raw_events`` flagged,
+and are left out of the analysis tables.
+
+Change kinds (the ``clock_changes`` table): a time change within 2 minutes of a non-zero multiple
+of 30 minutes is ``zone`` (DST or travel), any other time change is ``drift``; a date change of less
+than 365 days is ``date_correction``; the unrecorded restart and every change of its correction are
+``reset``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+EPOCH = dt.datetime(2008, 1, 1)
+DAY = 86_400
+ZONE_TOLERANCE_S = 120
+RESET_DAYS = 365
+RECORDED_CHANGES = "recorded_changes"
+FOLLOWS_ZONE = "follows_zone"
+CLOCK_EVENT_IDS = (13, 14)
+
+
+@dataclass
+class ClockChange:
+    """One row of the clock_changes table (times are pump wall-clock seconds since 2008)."""
+
+    seq_num: int
+    before_s: int
+    after_s: int
+    change_s: int
+    kind: str
+
+
+@dataclass
+class PumpTimes:
+    """The result for one pump: per-record UTC offsets (seconds), reliability and the changes."""
+
+    offset_s: np.ndarray
+    reliable: np.ndarray
+    changes: list[ClockChange] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def zone_offset_s(zone: ZoneInfo, wall_s: int, fold: int = 0) -> int:
+    """UTC offset (seconds) of zone ``zone`` at wall-clock time ``wall_s`` (seconds since 2008)."""
+    local = (EPOCH + dt.timedelta(seconds=int(wall_s))).replace(tzinfo=zone, fold=fold)
+    return int(local.utcoffset().total_seconds())
+
+
+def classify_time_change(change_s: int) -> str:
+    """``zone`` within 2 minutes of a non-zero multiple of 30 minutes, else ``drift``."""
+    k = round(change_s / 1800)
+    return "zone" if k != 0 and abs(change_s - 1800 * k) <= ZONE_TOLERANCE_S else "drift"
+
+
+def _changes(seq, wall, event_id, change_s) -> list[ClockChange]:
+    out = []
+    for i in np.flatnonzero(np.isin(event_id, CLOCK_EVENT_IDS)):
+        d = int(change_s[i])
+        if event_id[i] == 13:
+            kind = classify_time_change(d)
+        else:
+            kind = "reset" if abs(d) >= RESET_DAYS * DAY else "date_correction"
+        out.append(ClockChange(int(seq[i]), int(wall[i]) - d, int(wall[i]), d, kind))
+    return out
+
+
+def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORDED_CHANGES) -> PumpTimes:
+    """UTC offsets for one pump's records.
+
+    ``seq``, ``wall`` (pump-clock seconds since 2008-01-01), ``event_id`` and ``change_s`` (the
+    size of a clock change in seconds for 13/14 records, else 0) are arrays in sequence order.
+    Returns a PumpTimes whose ``offset_s[i]`` is wall - UTC for record i, in seconds.
+    """
+    n = len(seq)
+    seq = np.asarray(seq, dtype=np.int64)
+    wall = np.asarray(wall, dtype=np.int64)
+    event_id = np.asarray(event_id, dtype=np.int64)
+    delta = np.where(np.isin(event_id, CLOCK_EVENT_IDS), np.asarray(change_s, dtype=np.int64), 0)
+    result = PumpTimes(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool), _changes(seq, wall, event_id, delta))
+    if n == 0:
+        return result
+    if mode == FOLLOWS_ZONE:
+        result.offset_s = _follows_zone(wall, zone)
+        return result
+
+    # Unrecorded backward jumps of more than a day: the clock restarted.
+    is_change = delta != 0
+    normal = np.flatnonzero(~is_change)
+    suffix = np.concatenate([np.cumsum(delta[::-1])[::-1], [0]])  # suffix[i] = sum of delta[i:]
+    resets = []  # (jump index, previous normal index, first plausible index or None, correction indices)
+    for k in range(1, len(normal)):
+        a, b = normal[k - 1], normal[k]
+        explained = suffix[a + 1] - suffix[b]  # recorded changes between a and b
+        if wall[b] - wall[a] - explained < -DAY:
+            corrections, plausible = [], None
+            for j in range(b + 1, n):
+                if is_change[j]:
+                    corrections.append(j)
+                elif wall[j] >= wall[a] - DAY:
+                    plausible = j
+                    break
+            resets.append((b, a, plausible, corrections))
+    implicit = np.zeros(n, dtype=np.int64)
+    for b, a, plausible, corrections in resets:
+        implicit[b] = -int(delta[corrections].sum()) if plausible is not None else 0
+        for c in result.changes:
+            if c.seq_num in set(seq[corrections].tolist()):
+                c.kind = "reset"
+        result.changes.append(ClockChange(int(seq[b]), int(wall[a]), int(wall[b]), int(wall[b] - wall[a]), "reset"))
+        stop = plausible if plausible is not None else n
+        if plausible is None:
+            result.reliable[b:stop] = False
+            result.notes.append(
+                f"clock reset at sequence {seq[b]} was never corrected: {stop - b} record(s) cannot be placed in time"
+            )
+    result.changes.sort(key=lambda c: c.seq_num)
+
+    # A change at index c applies to the records before it: offset_before = offset_after - delta.
+    total = delta + implicit
+    after = np.concatenate([np.cumsum(total[::-1])[::-1][1:], [0]])  # sum of total[i+1:]
+    anchor = int(np.flatnonzero(result.reliable)[-1]) if result.reliable.any() else n - 1
+    anchor_offset = zone_offset_s(zone, int(wall[anchor]))
+    result.offset_s = anchor_offset - (after - after[anchor])
+
+    utc = wall - result.offset_s
+    for b, a, plausible, _ in resets:
+        if plausible is None:
+            continue
+        seg = np.arange(b, plausible)
+        outside = (utc[seg] < utc[a] - 60) | (utc[seg] > utc[plausible] + 60)
+        if outside.any():
+            result.reliable[seg[outside]] = False
+            result.notes.append(
+                f"{int(outside.sum())} record(s) logged while the clock was reset (from sequence {seq[b]}) do not fit "
+                "between their neighbours once corrected; left out of the analysis tables"
+            )
+    if not any(c.kind in ("zone", "reset") for c in result.changes):
+        note = _never_changed_note(zone, utc[result.reliable], anchor_offset)
+        if note:
+            result.notes.append(note)
+    return result
+
+
+def _follows_zone(wall: np.ndarray, zone: ZoneInfo) -> np.ndarray:
+    """Offsets by the zone's own rules, looked up once per 15-minute bucket of wall time.
+
+    In a repeated autumn hour (fold 0 and fold 1 differ, the first being daylight time) records are
+    the first occurrence until, in sequence order, the clock goes back by 10 minutes or more within
+    that hour; from that record on they are the second occurrence.
+    """
+    buckets, inverse = np.unique(wall // 900, return_inverse=True)
+    first = np.array([zone_offset_s(zone, int(b) * 900, 0) for b in buckets], dtype=np.int64)[inverse]
+    second = np.array([zone_offset_s(zone, int(b) * 900, 1) for b in buckets], dtype=np.int64)[inverse]
+    out = first.copy()
+    repeated = np.flatnonzero(first > second)
+    if repeated.size:
+        went_back = np.concatenate([[False], np.maximum.accumulate(wall)[:-1] - wall[1:] >= 600])
+        day = wall[repeated] // DAY
+        for d in np.unique(day):
+            idx = repeated[day == d]
+            back = idx[went_back[idx]]
+            if back.size:
+                later = idx[idx >= back[0]]
+                out[later] = second[later]
+    return out
+
+
+def _never_changed_note(zone: ZoneInfo, utc: np.ndarray, offset: int) -> str | None:
+    if len(utc) < 2:
+        return None
+    first = EPOCH + dt.timedelta(seconds=int(utc.min()))
+    last = EPOCH + dt.timedelta(seconds=int(utc.max()))
+    t, step = first, dt.timedelta(days=1)
+    before = (first.replace(tzinfo=dt.UTC)).astimezone(zone).utcoffset()
+    while t <= last:
+        now = t.replace(tzinfo=dt.UTC).astimezone(zone).utcoffset()
+        if now != before:
+            sign = "-" if offset < 0 else "+"
+            hh, mm = divmod(abs(offset) // 60, 60)
+            return (
+                f"the history spans a {zone.key} clock switch (near {t.date()}) but the pump clock apparently never "
+                f"changed; every time was read with UTC offset {sign}{hh:02d}:{mm:02d}, the offset at the last record"
+            )
+        t += step
+    return None
