@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 from tandem_export import normalize
 from tandem_export.errors import InputError
+from tandem_export.layouts import COLUMNS
 from tandem_export.normalize import normalize_file
 
 SERIAL = "TSLIM-12345678"
@@ -83,7 +84,11 @@ def run(tmp: Path, name: str, content: bytes | str):
         raw.write_bytes(content)
     out = tmp / (name + ".parquet")
     stats = normalize_file(raw, SERIAL, out)
-    return stats, pq.read_table(out).to_pylist()
+    # A normalised file holds only the columns of the event types it has; the others are NULL.
+    return stats, [{**dict.fromkeys(ALL_COLUMNS), **r} for r in pq.read_table(out).to_pylist()]
+
+
+ALL_COLUMNS = list(COLUMNS)
 
 
 def by_seq(rows) -> dict[int, dict]:

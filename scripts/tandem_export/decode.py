@@ -2,7 +2,7 @@
 
 Each reader produces a *raw* table: the common columns (``COMMON_COLUMNS``) plus one column per
 decoded column name holding the undecoded value (integers as BIGINT, f32 as DOUBLE, bitmasks as
-the integer of their bits).  One SQL projection (:func:`decode_select`) then turns raw values into
+the integer of their bits).  One SQL projection (:func:`decode_union`) then turns raw values into
 decoded ones for both forms alike: ratios divided to the unit in the column name, enums and
 dictionary ids named, bitmasks listed by bit name, 0/1 flags as BOOLEAN.
 """
@@ -78,28 +78,63 @@ def _fields_by_column() -> dict[str, list[tuple[int, L.Field]]]:
 FIELDS_BY_COLUMN = _fields_by_column()
 
 
-def decode_select(present: set[str] | None = None) -> str:
-    """SELECT list (without the keyword) decoding a raw table into the normalised columns.
+_COMMON_SOURCE = ("pump_serial", "sequence_group", "seq_num", "event_id", "pump_time", "origin", "properties", "record")
 
-    ``present`` names the raw columns the raw table has (all when None); a missing one decodes to
-    a typed NULL, so every normalised table has the same columns in the same order.
+
+def _json_struct_spec_for(event: L.Event) -> str:
+    keys = sorted({f.json_keys[0] for f in event.fields})
+    return "{" + ", ".join(f'"{k}": "JSON"' for k in keys) + "}"
+
+
+def decode_union(base: str, event_ids: list[int], json_source: bool) -> str:
+    """SQL decoding the raw table ``base`` one event type at a time.
+
+    ``base`` has the common source columns (``_COMMON_SOURCE``), ``src_pos`` (the position in the
+    file, kept so the caller can restore file order) and, for 26-byte records
+    (``json_source`` false), one raw column per field of the event types present; for pump-logs,
+    the fields are read from ``properties`` with one ``json_transform`` per event type.  Each
+    branch evaluates only its own event's fields (every other column is absent and is added as a
+    typed NULL when windows are united), so the cost per event is that of its own fields.  Event ids
+    not in the layout table are kept with ``event_name`` ``UNKNOWN_<id>`` and no fields.
     """
-    parts = [f"CAST({name} AS {typ}) AS {name}" for name, typ in COMMON_COLUMNS.items()]
-    for column, uses in FIELDS_BY_COLUMN.items():
-        f0 = uses[0][1]
-        if present is not None and column not in present:
-            parts.append(f"CAST(NULL AS {f0.decoded_type}) AS {column}")
-            continue
-        exprs = {}
-        for event_id, f in uses:
-            exprs.setdefault(_decode_expr(f, column), []).append(event_id)
-        if len(exprs) == 1:
-            expr = next(iter(exprs))
+    common = ", ".join(f"CAST({c} AS {COMMON_COLUMNS[c]}) AS {c}" for c in _COMMON_SOURCE) + ", src_pos"
+    branches = []
+    known = [e for e in event_ids if e in L.EVENTS_BY_ID]
+    for eid in sorted(known):
+        event = L.EVENTS_BY_ID[eid]
+        if json_source:
+            raw = ", ".join(f"{_json_raw_expr(f)} AS {f.column}" for f in event.fields)
+            # A key that is present with a value that does not read as its type is a type error.
+            first_use = {f.json_keys[0]: f for f in reversed(event.fields)}
+            errors = " + ".join(
+                f'CASE WHEN p."{k}" IS NOT NULL AND json_type(p."{k}") <> \'NULL\' AND {f.column} IS NULL THEN 1 ELSE 0 END'
+                for k, f in first_use.items()
+            )
+            inner = (
+                f"SELECT *, {errors} AS type_errors FROM (SELECT *, {raw} FROM (SELECT *, json_transform("
+                f"coalesce(properties, '{{}}'), '{_json_struct_spec_for(event)}') AS p FROM {base} WHERE event_id = {eid}))"
+            )
         else:
-            whens = " ".join(f"WHEN event_id IN ({', '.join(map(str, ids))}) THEN {e}" for e, ids in exprs.items())
-            expr = f"CASE {whens} END"
-        parts.append(f"CAST({expr} AS {f0.decoded_type}) AS {column}")
-    return ",\n  ".join(parts)
+            inner = f"SELECT *, 0 AS type_errors FROM {base} WHERE event_id = {eid}"
+        fields = ", ".join(
+            f"CAST({_decode_expr(f, f.column)} AS {f.decoded_type}) AS {f.column}"
+            for f in {f.column: f for f in event.fields}.values()
+        )
+        branches.append(f"SELECT {common}, type_errors, '{event.name}' AS event_name, {fields} FROM ({inner})")
+    others = f"event_id IS NULL OR event_id NOT IN ({', '.join(map(str, known))})" if known else "true"
+    branches.append(
+        f"SELECT {common}, 0 AS type_errors, 'UNKNOWN_' || CAST(event_id AS VARCHAR) AS event_name FROM {base} WHERE {others}"
+    )
+    return "\nUNION ALL BY NAME\n".join(branches)
+
+
+def full_select(present: set[str]) -> str:
+    """SELECT list giving every normalised column in a fixed order; absent ones as typed NULLs."""
+    parts = [f"{c}" if c in present else f"CAST(NULL AS {t}) AS {c}" for c, t in COMMON_COLUMNS.items()]
+    for column, uses in FIELDS_BY_COLUMN.items():
+        typ = uses[0][1].decoded_type
+        parts.append(column if column in present else f"CAST(NULL AS {typ}) AS {column}")
+    return ", ".join(parts)
 
 
 def data_json_expr() -> str:
@@ -122,13 +157,6 @@ def event_name_expr() -> str:
 # --- pump-logs JSON ---------------------------------------------------------------------------
 
 
-def _json_struct_spec() -> str:
-    # Struct field names are case-insensitive in DuckDB, so only each field's first key goes in
-    # the struct; other spellings are looked up in the JSON text itself (see _json_raw_expr).
-    keys = sorted({f.json_keys[0] for uses in FIELDS_BY_COLUMN.values() for _, f in uses})
-    return "{" + ", ".join(f'"{k}": "JSON"' for k in keys) + "}"
-
-
 def _json_raw_expr(f: L.Field) -> str:
     value = f'p."{f.json_keys[0]}"'
     if len(f.json_keys) > 1:
@@ -143,36 +171,24 @@ def _json_raw_expr(f: L.Field) -> str:
     return f"TRY_CAST({value} AS {f.raw_type})"
 
 
-def pumplogs_raw_select(events_relation: str, pump_serial_sql: str) -> str:
-    """SQL reading pump-logs events into a raw table.
+def pumplogs_base_select(events_relation: str, pump_serial_sql: str) -> str:
+    """SQL of the base table of pump-logs events (common columns; fields stay in ``properties``).
 
-    ``events_relation`` must have the API's event fields (eventCode, sequenceGroup,
-    sequenceNumber, pumpDateTime, eventProperties as JSON).  Keys are looked up by the layout
-    field name in lowerCamelCase (:attr:`layouts.Field.json_keys`); a missing key or a value of the
-    wrong type gives NULL.  Unknown keys stay in ``properties``.
+    ``events_relation`` has the API's event fields (eventCode, sequenceGroup, sequenceNumber,
+    pumpDateTime, eventProperties as JSON).  A value of the wrong type gives NULL.
     """
-    cols = []
-    for column, uses in FIELDS_BY_COLUMN.items():
-        whens = " ".join(f"WHEN {eid} THEN {_json_raw_expr(f)}" for eid, f in uses)
-        cols.append(f"CASE event_id {whens} END AS {column}")
-    raw_cols = ",\n    ".join(cols)
     return f"""
 SELECT
     {pump_serial_sql} AS pump_serial,
-    sequence_group, seq_num, event_id,
-    NULL::VARCHAR AS event_name,
-    pump_time, 'pump-logs' AS origin, properties, NULL::BLOB AS record,
-    {raw_cols}
-FROM (
-    SELECT
-        TRY_CAST(sequenceGroup AS BIGINT) AS sequence_group,
-        TRY_CAST(sequenceNumber AS BIGINT) AS seq_num,
-        TRY_CAST(eventCode AS INTEGER) AS event_id,
-        TRY_CAST(replace(left(CAST(pumpDateTime AS VARCHAR), 19), 'T', ' ') AS TIMESTAMP) AS pump_time,
-        CAST(eventProperties AS JSON) AS properties,
-        json_transform(COALESCE(CAST(eventProperties AS JSON), '{{}}'), '{_json_struct_spec()}') AS p
-    FROM {events_relation}
-)"""
+    TRY_CAST(sequenceGroup AS BIGINT) AS sequence_group,
+    TRY_CAST(sequenceNumber AS BIGINT) AS seq_num,
+    TRY_CAST(eventCode AS INTEGER) AS event_id,
+    TRY_CAST(replace(left(json_extract_string(CAST(pumpDateTime AS JSON), '$'), 19), 'T', ' ') AS TIMESTAMP) AS pump_time,
+    'pump-logs' AS origin,
+    CAST(eventProperties AS JSON) AS properties,
+    NULL::BLOB AS record,
+    row_number() OVER () AS src_pos
+FROM {events_relation}"""
 
 
 # --- 26-byte records ---------------------------------------------------------------------------
@@ -195,15 +211,12 @@ def records_to_arrow(buf: bytes, pump_serial: str) -> tuple[pa.Table, int]:
     event_id = (rec["id"] & 0x0FFF).astype(np.int32)
     pump_time = _PUMP_EPOCH_US + rec["seconds"].astype("timedelta64[s]").astype("timedelta64[us]")
     record_arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(L.RECORD_SIZE), n, [None, pa.py_buffer(raw.tobytes())])
+    # pump_serial, sequence_group, origin and properties are constants added in SQL.
     columns: dict[str, pa.Array] = {
-        "pump_serial": pa.array(np.full(n, pump_serial, dtype=object), pa.string()),
-        "sequence_group": pa.nulls(n, pa.int64()),
+        "src_pos": pa.array(np.arange(1, n + 1, dtype=np.int64)),
         "seq_num": pa.array(rec["seq"].astype(np.int64)),
         "event_id": pa.array(event_id),
-        "event_name": pa.nulls(n, pa.string()),
         "pump_time": pa.array(pump_time, pa.timestamp("us")),
-        "origin": pa.array(np.full(n, "legacy-binary", dtype=object), pa.string()),
-        "properties": pa.nulls(n, pa.string()),
         "record": record_arr.cast(pa.binary()),
     }
     values: dict[str, np.ndarray] = {}

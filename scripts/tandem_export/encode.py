@@ -8,6 +8,7 @@ bitmask integers, float32 values).
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -78,6 +79,7 @@ def to_pumplogs(event: PumpEvent, assignment_id: str, sequence_group: int) -> di
     }
 
 
+@functools.lru_cache(maxsize=65536)
 def _f32(value: float) -> float:
     """The shortest decimal that reads back as the same float32 (what the API prints)."""
     return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))

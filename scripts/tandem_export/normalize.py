@@ -21,9 +21,11 @@ FORM_LEGACY_JSON = "legacy-pumpevents-json"
 FORM_BASE64 = "base64"
 FORM_RECORDS = "records"
 
+# Every field is read as JSON and converted with TRY_CAST, so one event with a field of the wrong
+# type becomes NULLs (and is left out and counted) instead of making the whole file unreadable.
 _EVENT_STRUCT = (
-    "STRUCT(deviceAssignmentId VARCHAR, eventCode BIGINT, sequenceGroup BIGINT, sequenceNumber BIGINT,"
-    " pumpDateTime VARCHAR, estimatedDateTime VARCHAR, eventProperties JSON)"
+    "STRUCT(deviceAssignmentId JSON, eventCode JSON, sequenceGroup JSON, sequenceNumber JSON,"
+    " pumpDateTime JSON, estimatedDateTime JSON, eventProperties JSON)"
 )
 _BASE64_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \t\r\n")
 _TEXT_CONTROL_OK = frozenset(b"\t\r\n")
@@ -39,6 +41,8 @@ class Stats:
     unknown_ids: dict[int, int] = field(default_factory=dict)
     dropped_without_identity: int = 0
     future_times: int = 0
+    early_times: int = 0
+    type_errors: int = 0
 
     def warnings(self, name: str) -> list[str]:
         """One line per thing the user should know about this file."""
@@ -51,6 +55,14 @@ class Stats:
             out.append(
                 f"{name}: {self.dropped_without_identity} event(s) without an event code, sequence number or "
                 "readable pump time were left out"
+            )
+        if self.type_errors:
+            out.append(
+                f"{name}: {self.type_errors} value(s) of the wrong type were read as NULL (raw values stay in properties)"
+            )
+        if self.early_times:
+            out.append(
+                f"{name}: {self.early_times} event(s) carry a pump time before 2008, before the pump clock's epoch"
             )
         if self.future_times:
             out.append(f"{name}: {self.future_times} event(s) carry a pump time more than a year in the future")
@@ -117,11 +129,15 @@ def _b64(text: str, path: Path) -> bytes:
 
 def _records_relation(con, buf: bytes, serial: str, stats: Stats) -> str:
     table, stats.trailing_bytes = decode.records_to_arrow(buf, serial)
-    con.register("raw_records", table)
-    return "raw_records", set(table.column_names)
+    con.register("raw_arrow", table)
+    con.sql(
+        f"CREATE TEMP VIEW raw_records AS SELECT {sql_str(serial)} AS pump_serial, NULL::BIGINT AS sequence_group, "
+        "'legacy-binary' AS origin, NULL::JSON AS properties, * FROM raw_arrow"
+    )
+    return "raw_records"
 
 
-def _json_relation(con, path: Path, form: str, serial: str) -> tuple[str, None]:
+def _json_relation(con, path: Path, form: str, serial: str) -> str:
     options = f"maximum_object_size := {path.stat().st_size + 1024}"
     if form == FORM_PUMP_LOGS:
         # Time-changed (13) and date-changed (14) records come only in clockChanges, whose
@@ -136,7 +152,7 @@ def _json_relation(con, path: Path, form: str, serial: str) -> tuple[str, None]:
             f"(SELECT unnest(e, max_depth := 2) FROM read_json({sql_str(str(path))}, {options},"
             f" format := 'unstructured', columns := {{'e': '{_EVENT_STRUCT}[]'}}, records := false))"
         )
-    con.sql(f"CREATE TEMP TABLE raw_json AS {decode.pumplogs_raw_select(source, sql_str(serial))}")
+    con.sql(f"CREATE TEMP TABLE raw_json AS {decode.pumplogs_base_select(source, sql_str(serial))}")
     if form == FORM_PUMP_LOGS and not con.sql("SELECT count(*) FROM raw_json").fetchall()[0][0]:
         # No rows: an empty history, or a JSON object that is no pump-logs answer at all.
         has_events, message = con.sql(
@@ -146,7 +162,7 @@ def _json_relation(con, path: Path, form: str, serial: str) -> tuple[str, None]:
         if not has_events:
             what = f"a saved error response ({message!r})" if message else "JSON without an 'events' list"
             raise InputError(f"{path}: {what}, not pump history; re-save the pump-logs response or remove the file")
-    return "raw_json", None
+    return "raw_json"
 
 
 #: A records file in which more than this share of records have unknown ids or impossible
@@ -155,10 +171,11 @@ MAX_IMPLAUSIBLE_SHARE = 0.5
 
 
 def normalize_file(raw: Path, pump_serial: str, out: Path, label: str | None = None) -> Stats:
-    """Decode one raw-store file into ``out`` (Parquet; columns of :func:`decode.decode_select`).
+    """Decode one raw-store file into ``out`` (Parquet: the common columns and the decoded columns of
+    the event types present, see :func:`decode.decode_union`).
 
-    The file is never modified.  Rows come in (sequence_group, seq_num, event_id) order; events
-    without an identity (event code, sequence number, pump time) are left out and counted.
+    The file is never modified.  Events without an identity (event code, sequence number, pump
+    time) are left out and counted.  Rows come in (sequence_group, seq_num) order, ties in file order.
     Raises InputError naming the file (``label``, e.g. the user's own file, else ``raw``) for
     content that is no known form, malformed JSON, invalid base64, or records that are mostly
     not pump history.
@@ -177,10 +194,12 @@ def _normalize(raw: Path, pump_serial: str, out: Path) -> Stats:
     try:
         if stats.form in (FORM_PUMP_LOGS, FORM_EVENT_LIST):
             try:
-                relation, present = _json_relation(con, raw, stats.form, pump_serial)
+                relation = _json_relation(con, raw, stats.form, pump_serial)
             except duckdb.Error as exc:
-                first = str(exc).strip().splitlines()[0]
+                first = str(exc).strip().splitlines()[0][:200]
                 raise InputError(f"{raw}: not a readable pump-logs response ({first})") from None
+            except UnicodeDecodeError:
+                raise InputError(f"{raw}: not a readable pump-logs response (text that is not valid UTF-8)") from None
         else:
             if stats.form == FORM_RECORDS:
                 buf = raw.read_bytes()
@@ -194,18 +213,16 @@ def _normalize(raw: Path, pump_serial: str, out: Path) -> Stats:
                 buf = _b64(body, raw)
             else:
                 buf = _b64(raw.read_text(encoding="utf-8-sig"), raw)
-            relation, present = _records_relation(con, buf, pump_serial, stats)
-        select = decode.decode_select(present)
-        ordered = (
-            f"SELECT * REPLACE ({decode.event_name_expr()} AS event_name) FROM (SELECT {select} FROM {relation})"
-            " ORDER BY sequence_group NULLS FIRST, seq_num, event_id"
-        )
-        con.sql(f"CREATE TEMP TABLE decoded_all AS {ordered}")
-        total, no_identity, unknown, future = con.sql(
+            relation = _records_relation(con, buf, pump_serial, stats)
+        ids = [r[0] for r in con.sql(f"SELECT DISTINCT event_id FROM {relation} WHERE event_id IS NOT NULL").fetchall()]
+        con.sql(f"CREATE TEMP TABLE decoded_all AS {decode.decode_union(relation, ids, relation == 'raw_json')}")
+        total, no_identity, unknown, future, early, type_errors = con.sql(
             """SELECT count(*),
                       count(*) FILTER (WHERE event_id IS NULL OR seq_num IS NULL OR pump_time IS NULL),
                       count(*) FILTER (WHERE event_name LIKE 'UNKNOWN_%'),
-                      count(*) FILTER (WHERE pump_time > now()::TIMESTAMP + INTERVAL 366 DAY)
+                      count(*) FILTER (WHERE pump_time > now()::TIMESTAMP + INTERVAL 366 DAY),
+                      count(*) FILTER (WHERE pump_time < TIMESTAMP '2008-01-01'),
+                      coalesce(sum(type_errors), 0)
                FROM decoded_all"""
         ).fetchall()[0]
         implausible = total and (unknown + future) / total > MAX_IMPLAUSIBLE_SHARE
@@ -221,16 +238,21 @@ def _normalize(raw: Path, pump_serial: str, out: Path) -> Stats:
             )
         stats.dropped_without_identity = no_identity
         stats.future_times = future
-        con.sql(
-            "CREATE TEMP TABLE normalized AS SELECT * FROM decoded_all"
-            " WHERE event_id IS NOT NULL AND seq_num IS NOT NULL AND pump_time IS NOT NULL"
-        )
+        stats.early_times = early
+        stats.type_errors = int(type_errors)
         stats.events = total - no_identity
         stats.unknown_ids = dict(
-            con.sql("SELECT event_id, count(*) FROM normalized WHERE event_name LIKE 'UNKNOWN_%' GROUP BY 1").fetchall()
+            con.sql(
+                "SELECT event_id, count(*) FROM decoded_all WHERE event_name LIKE 'UNKNOWN_%' GROUP BY 1"
+            ).fetchall()
+        )
+        keep = (
+            "SELECT * EXCLUDE (src_pos, type_errors) FROM decoded_all"
+            " WHERE event_id IS NOT NULL AND seq_num IS NOT NULL AND pump_time IS NOT NULL"
+            " ORDER BY sequence_group NULLS FIRST, seq_num, src_pos"
         )
         with atomic_path(out) as tmp:
-            con.sql(f"COPY normalized TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+            con.sql(f"COPY ({keep}) TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION snappy)")
     finally:
         con.close()
     return stats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,12 +45,16 @@ def build_events(
     con = connect()
     con.sql("SET threads = 2")
     files = "[" + ", ".join(sql_str(w) for w in windows) + "]"
-    empty = f"SELECT {decode.decode_select(set())} FROM (SELECT {', '.join(f'NULL AS {c}' for c in decode.COMMON_COLUMNS)}) WHERE false"
-    source = (
-        f"SELECT * FROM read_parquet({files}, filename := true)"
-        if windows
-        else f"SELECT *, NULL::VARCHAR AS filename FROM ({empty})"
-    )
+    if windows:
+        # Each window holds only the columns of the event types it has: unite by name, then give
+        # every table the full, fixed column list (absent columns as typed NULLs).
+        con.sql(
+            f"CREATE TEMP VIEW windows AS SELECT * FROM read_parquet({files}, filename := true, union_by_name := true)"
+        )
+        present = {row[0] for row in con.sql("DESCRIBE windows").fetchall()}
+        source = f"SELECT {decode.full_select(present)}, filename FROM windows"
+    else:
+        source = f"SELECT {decode.full_select(set())}, NULL::VARCHAR AS filename WHERE false"
     con.sql(f"""
         CREATE TEMP TABLE all_rows AS
         SELECT *, list_position({files}::VARCHAR[], filename) AS file_order,
@@ -190,16 +195,31 @@ def table_sql(name: str) -> str:
     return resources.files(__package__).joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
 
 
+def _create_table_views(con, sql: str, own: str, done: set[str]) -> None:
+    """A view for each other derived table that ``sql`` reads (``FROM``/``JOIN`` its name), built by
+    that table's own SQL from ``decoded``; the tables those views read are created first."""
+    for path in sorted(resources.files(__package__).joinpath("sql").iterdir(), key=lambda p: p.name):
+        other = path.name.removesuffix(".sql")
+        if other == own or other in done or not re.search(rf"\b(FROM|JOIN)\s+{other}\b", sql, re.IGNORECASE):
+            continue
+        done.add(other)
+        text = table_sql(other)
+        _create_table_views(con, text, other, done)
+        con.sql(f"CREATE VIEW {other} AS {text}")
+
+
 def build_table(name: str, decoded: str, out: str, log: logging.Logger) -> None:
     """Build derived table ``name`` from the decoded events; its SQL reads the view ``decoded``.
 
     Each event carries ``utc_offset_seconds`` (pump clock minus UTC, from the time model) and
     ``time_reliable``; analysis tables keep only reliable events, and times a table computes
-    itself (the CGM EGV time) use the offset of the record that logged them.
+    itself (the CGM EGV time) use the offset of the record that logged them.  A table built on
+    other derived tables (daily_summary) reads them as views computed by their own SQL files.
     """
     con = connect()
     con.sql("SET threads = 2")
     con.sql(f"CREATE VIEW decoded AS SELECT * FROM read_parquet({sql_str(str(Path(decoded)))})")
+    _create_table_views(con, table_sql(name), name, set())
     con.sql(f"CREATE TEMP TABLE result AS {table_sql(name)}")
     rows = con.sql("SELECT count(*) FROM result").fetchall()[0][0]
     _write_parquet(con, "SELECT * FROM result", out)

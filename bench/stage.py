@@ -1,0 +1,59 @@
+"""One benchmark stage in its own process: prints JSON with seconds, events and peak RSS.
+
+Run by bench/run_bench.py; each stage is a fresh process so that its peak RSS (the operating
+system's accounting, ``ru_maxrss``) is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+from tandem_export import export, normalize, tables  # noqa: E402
+
+log = logging.getLogger("bench")
+log.addHandler(logging.NullHandler())
+log.propagate = False
+
+
+def main() -> None:
+    stage, args = sys.argv[1], sys.argv[2:]
+    events = 0
+    t0 = time.perf_counter()
+    if stage == "normalize":
+        out_dir = Path(args[0])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for raw in args[1:]:
+            events += normalize.normalize_file(Path(raw), "12345678", out_dir / (Path(raw).stem + ".parquet")).events
+    elif stage == "events":
+        out_dir = Path(args[0])
+        outputs = {k: str(out_dir / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+        tables.build_events(sorted(args[1:]), outputs, "America/Chicago", "recorded_changes", log)
+    elif stage == "table":
+        tables.build_table(args[0], args[1], args[2], log)
+    elif stage == "export":
+        export.export_table(args[0], args[1], None, None, "benchmark", log)
+    elif stage == "snakemake":
+        exe = Path(sys.executable).with_name("snakemake")
+        proc = subprocess.run([str(exe) if exe.exists() else "snakemake", *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(proc.stderr[-3000:])
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(json.dumps({"seconds": time.perf_counter() - t0, "events": 0, "peak_rss_mb": children / 1024}))
+        return
+    else:
+        sys.exit(f"unknown stage {stage}")
+    seconds = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "events": events, "peak_rss_mb": rss}))
+
+
+if __name__ == "__main__":
+    main()
