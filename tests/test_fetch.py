@@ -259,3 +259,18 @@ def test_credentials_file_readable_by_others_is_refused(tmp_path, server):
     creds.chmod(0o600)
     run(workdir, no_env)
     assert (workdir / "exports" / "cgm_readings.parquet").exists()
+
+
+def test_damaged_window_on_disk_is_fetched_again(tmp_path, server):
+    workdir, env = setup_workdir(tmp_path, server)
+    run(workdir, env, "exports/cgm_readings.parquet")
+    current = next(p for p in server.pumps if not p.retired)
+    first_window = expected_windows(server)[current.serial][0]
+    path = workdir / "data" / "raw" / current.serial / f"{first_window}.json"
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])  # damaged on disk
+    server.clear_requests()
+    proc = run(workdir, env, "exports/cgm_readings.parquet")
+    assert "checksum mismatch" in proc.stderr and "fetching the window again" in proc.stderr
+    assert any(r["query"].get("startDate", "").startswith(first_window[:10]) for r in pump_logs_requests(server))
+    assert path.read_bytes() == good
