@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from . import layouts as L
 from .dictionaries import DICTIONARIES, UNKNOWN_PREFIX
+from .storage import sql_str
 
 #: name -> DuckDB type of the columns every normalised table starts with.
 COMMON_COLUMNS: dict[str, str] = {
@@ -31,14 +32,10 @@ COMMON_COLUMNS: dict[str, str] = {
 _TYPE_BITS = {"u8": 8, "i8": 8, "u16": 16, "i16": 16, "u32": 32, "f32": 32}
 
 
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _name_list(names: dict[int, str]) -> str:
     """A DuckDB list literal indexed by value + 1 (NULL where a value has no name)."""
     top = max(names) if names else -1
-    return "([" + ", ".join(_sql_str(names[i]) if i in names else "NULL" for i in range(top + 1)) + "]::VARCHAR[])"
+    return "([" + ", ".join(sql_str(names[i]) if i in names else "NULL" for i in range(top + 1)) + "]::VARCHAR[])"
 
 
 def _decode_expr(f: L.Field, raw: str) -> str:
@@ -148,12 +145,6 @@ def data_json_expr() -> str:
     return f"CASE event_id {' '.join(whens)} ELSE json_object() END"
 
 
-def event_name_expr() -> str:
-    """SQL expression naming ``event_id``: the layout name, or ``UNKNOWN_<id>``."""
-    whens = " ".join(f"WHEN {e.id} THEN '{e.name}'" for e in L.EVENTS)
-    return f"CASE event_id {whens} ELSE 'UNKNOWN_' || event_id END"
-
-
 # --- pump-logs JSON ---------------------------------------------------------------------------
 
 
@@ -197,7 +188,7 @@ _HEADER = np.dtype([("id", ">u2"), ("seconds", ">u4"), ("seq", ">u4"), ("payload
 _PUMP_EPOCH_US = np.datetime64(L.PUMP_EPOCH.replace(" ", "T"), "us")
 
 
-def records_to_arrow(buf: bytes, pump_serial: str) -> tuple[pa.Table, int]:
+def records_to_arrow(buf: bytes) -> tuple[pa.Table, int]:
     """Decode concatenated 26-byte records into a raw table (see module doc).
 
     Returns the table (one row per whole record, in file order) and the number of trailing bytes

@@ -128,7 +128,7 @@ def _b64(text: str, path: Path) -> bytes:
 
 
 def _records_relation(con, buf: bytes, serial: str, stats: Stats) -> str:
-    table, stats.trailing_bytes = decode.records_to_arrow(buf, serial)
+    table, stats.trailing_bytes = decode.records_to_arrow(buf)
     con.register("raw_arrow", table)
     con.sql(
         f"CREATE TEMP VIEW raw_records AS SELECT {sql_str(serial)} AS pump_serial, NULL::BIGINT AS sequence_group, "
