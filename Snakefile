@@ -1,4 +1,4 @@
-# Tandem pump history -> raw store -> decoded tables -> Parquet/CSV exports.
+# Tandem pump history -> raw store -> decoded tables -> Parquet/CSV/DuckDB exports; glucose report.
 # Rules live in rules/*.smk; shared helpers and wildcard constraints in rules/common.smk.
 from snakemake.utils import min_version
 
@@ -14,6 +14,7 @@ include: "rules/fetch.smk"
 include: "rules/normalize.smk"
 include: "rules/tables.smk"
 include: "rules/export.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -23,6 +23,14 @@ log.addHandler(logging.NullHandler())
 log.propagate = False
 
 
+def own_peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM): unlike ru_maxrss it is not inherited across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     stage, args = sys.argv[1], sys.argv[2:]
     events = 0
@@ -51,7 +59,7 @@ def main() -> None:
     else:
         sys.exit(f"unknown stage {stage}")
     seconds = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = own_peak_rss_mb()
     print(json.dumps({"seconds": seconds, "events": events, "peak_rss_mb": rss}))
 
 

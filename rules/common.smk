@@ -55,5 +55,6 @@ def normalized_files(wildcards):
 
 
 def all_exports():
-    """exports/{table}.{fmt} for every table and format (rule all)."""
-    return expand("exports/{table}.{fmt}", table=TABLES, fmt=FORMATS)
+    """exports/{table}.{fmt} for every table and format, and the DuckDB database (rule all)."""
+    tables = expand("exports/{table}.{fmt}", table=TABLES, fmt=FORMATS)
+    return tables + [f"exports/{cfg.DATABASE}"]

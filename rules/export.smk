@@ -1,4 +1,5 @@
-# Exports: DuckDB COPY of one table for one date range, written to a temp file then renamed.
+# Exports: DuckDB COPY of one table for one date range, written to a temp file then renamed;
+# and every table in one DuckDB database file.
 
 
 rule export_range:
@@ -33,6 +34,22 @@ rule export:
         source=SETTINGS.source_label,
     script:
         "../scripts/export_table.py"
+
+
+rule database:
+    # Every table, all rows (never the date range), in one DuckDB file for SQL users.
+    input:
+        expand("data/tables/{table}.parquet", table=TABLES),
+    output:
+        f"exports/{cfg.DATABASE}",
+    log:
+        f"logs/export/{cfg.DATABASE}.log",
+    conda:
+        "../envs/tandem.yaml"
+    params:
+        source=SETTINGS.source_label,
+    script:
+        "../scripts/export_database.py"
 
 
 rule unknown_export:

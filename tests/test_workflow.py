@@ -203,6 +203,8 @@ def test_rerun_says_nothing_to_be_done_and_rebuild_is_byte_identical(demo_run):
     after = {p.name: p.read_bytes() for p in (demo_run / "exports").iterdir()}
     assert before.keys() == after.keys()
     for name in before:
+        if name == "tandem.duckdb":
+            continue  # DuckDB gives each new file a random id; its tables: test_tables_more.py
         assert before[name] == after[name], name
 
 

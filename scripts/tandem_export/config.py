@@ -18,10 +18,39 @@ from pathlib import Path
 from . import demo
 
 #: Every exported table, in the order the README lists them.
-TABLES = ("raw_events", "events", "clock_changes", "cgm_readings", "basal_deliveries", "bolus_deliveries")
+TABLES = (
+    "raw_events",
+    "events",
+    "clock_changes",
+    "cgm_readings",
+    "basal_deliveries",
+    "bolus_deliveries",
+    "bg_readings",
+    "alarms",
+    "suspensions",
+    "site_changes",
+    "cgm_sessions",
+    "daily_status",
+    "user_modes",
+    "daily_summary",
+)
 PUMP_CLOCK_MODELS = ("recorded_changes", "follows_zone")
 #: Tables built from the decoded events by their own SQL (see tandem_export/sql/).
-DERIVED_TABLES = ("cgm_readings", "basal_deliveries", "bolus_deliveries")
+DERIVED_TABLES = (
+    "cgm_readings",
+    "basal_deliveries",
+    "bolus_deliveries",
+    "bg_readings",
+    "alarms",
+    "suspensions",
+    "site_changes",
+    "cgm_sessions",
+    "daily_status",
+    "user_modes",
+    "daily_summary",
+)
+#: The DuckDB database in exports/ holding every table (all rows).
+DATABASE = "tandem.duckdb"
 FORMATS = ("parquet", "csv")
 SOURCES = ("auto", "tandem", "demo", "file")
 FETCH_DEFAULTS = {
@@ -39,7 +68,7 @@ NO_CREDENTIALS_NOTICE = (
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EXPORT = rf"({'|'.join(TABLES)})(_\d{{4}}-\d{{2}}-\d{{2}}_\d{{4}}-\d{{2}}-\d{{2}})?\.({'|'.join(FORMATS)})"
 #: Matches export names that no export rule can build.
-NOT_AN_EXPORT_REGEX = rf"(?!{_EXPORT}$).+"
+NOT_AN_EXPORT_REGEX = rf"(?!({_EXPORT}|{re.escape(DATABASE)})$).+"
 
 
 class ConfigError(ValueError):
@@ -355,6 +384,6 @@ def unknown_target_or_exit(name: str):
         ConfigError(
             f"exports/{name}: not an export this workflow builds; use exports/TABLE.FORMAT or "
             f"exports/TABLE_YYYY-MM-DD_YYYY-MM-DD.FORMAT with TABLE one of {', '.join(TABLES)} "
-            f"and FORMAT one of {', '.join(FORMATS)}"
+            f"and FORMAT one of {', '.join(FORMATS)}, or exports/{DATABASE}"
         )
     )

@@ -1,9 +1,14 @@
-"""Exports: one table, one date range, Parquet or CSV, through DuckDB COPY."""
+"""Exports: one table, one date range, Parquet or CSV, through DuckDB COPY; and every table in one DuckDB file."""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
+
+import duckdb
 
 from .storage import atomic_path, connect, sql_str
 
@@ -72,3 +77,44 @@ def export_table(table: str, out: str, start: str | None, end: str | None, sourc
             out,
         )
     con.close()
+
+
+def export_database(tables: dict[str, str], out: str, source: str, log: logging.Logger) -> None:
+    """Write one DuckDB database file holding every table of ``tables`` (name -> Parquet), all rows.
+
+    Each table keeps its name, column names and types, with rows sorted as in the other exports;
+    a small table ``export_info`` (key, value) says where the data came from (``source``), so demo
+    data stays labelled.  The database is written in a temporary folder beside ``out`` under its
+    final file name (DuckDB records the name inside the file) and then renamed, so ``out`` is
+    either complete or absent.  DuckDB gives every new file a random identifier, so a rebuild has
+    the same contents but not the same bytes.
+    """
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tmp = folder / target.name
+        con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False, "threads": 1})
+        try:
+            con.sql("SET TimeZone = 'UTC'")
+            con.sql("SET preserve_insertion_order = true")
+            for name, path in tables.items():
+                names = [c[0] for c in con.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})").fetchall()]
+                order = ", ".join(
+                    c for c in ("timestamp", "pump_serial", "sequence_group", "seq_num", "bolus_id") if c in names
+                )
+                con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet({sql_str(path)}) ORDER BY {order}')
+                rows = con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+                log.info("%s: %d rows", name, rows)
+            con.sql("CREATE TABLE export_info (key VARCHAR, value VARCHAR)")
+            con.executemany(
+                "INSERT INTO export_info VALUES (?, ?)",
+                [["source", source], ["producer", PRODUCER], ["tables", ", ".join(tables)]],
+            )
+            con.sql("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    log.info("%d tables -> %s", len(tables), out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,43 +45,55 @@ def build_events(
     """
     con = connect()
     con.sql("SET threads = 2")
+    # Years of history do not fit in memory as wide rows: de-duplicate on narrow keys, and let
+    # DuckDB spill the final sort to disk beside the outputs.
+    spill = Path(outputs["decoded"]).parent / ".duckdb-spill"
+    con.sql("SET memory_limit = '1GB'")
+    con.sql(f"SET temp_directory = {sql_str(str(spill))}")
     files = "[" + ", ".join(sql_str(w) for w in windows) + "]"
     if windows:
         # Each window holds only the columns of the event types it has: unite by name, then give
         # every table the full, fixed column list (absent columns as typed NULLs).
         con.sql(
-            f"CREATE TEMP VIEW windows AS SELECT * FROM read_parquet({files}, filename := true, union_by_name := true)"
+            f"CREATE TEMP VIEW windows AS SELECT * FROM read_parquet({files}, filename := true,"
+            " file_row_number := true, union_by_name := true)"
         )
         present = {row[0] for row in con.sql("DESCRIBE windows").fetchall()}
-        source = f"SELECT {decode.full_select(present)}, filename FROM windows"
     else:
-        source = f"SELECT {decode.full_select(set())}, NULL::VARCHAR AS filename WHERE false"
+        present = set()
+        con.sql(
+            f"CREATE TEMP VIEW windows AS SELECT {decode.full_select(present)}, NULL::VARCHAR AS filename,"
+            " NULL::BIGINT AS file_row_number WHERE false"
+        )
+    change = "CAST(NULL AS BIGINT)"
+    if {"time_after_ms", "time_prior_ms"} <= present:
+        change = "CASE WHEN event_id = 13 THEN round((time_after_ms - time_prior_ms) / 1000) END"
+    if {"date_after_days", "date_prior_days"} <= present:
+        change = f"coalesce({change}, CASE WHEN event_id = 14 THEN (date_after_days - date_prior_days) * 86400 END)"
     con.sql(f"""
-        CREATE TEMP TABLE all_rows AS
-        SELECT *, list_position({files}::VARCHAR[], filename) AS file_order,
-               row_number() OVER () AS file_row
-        FROM ({source})""")
-    total = con.sql("SELECT count(*) FROM all_rows").fetchall()[0][0]
+        CREATE TEMP TABLE keys AS
+        SELECT filename, file_row_number, list_position({files}::VARCHAR[], filename) AS file_order,
+               pump_serial, sequence_group, seq_num, event_id, pump_time, origin,
+               hash(event_id, pump_time, properties, record) AS content,
+               CAST(coalesce({change}, 0) AS BIGINT) AS change_s
+        FROM windows""")
+    total = con.sql("SELECT count(*) FROM keys").fetchall()[0][0]
     conflicts = con.sql("""
         SELECT count(*) FROM (
-            SELECT pump_serial, sequence_group, seq_num
-            FROM all_rows GROUP BY ALL
-            HAVING count(DISTINCT (event_id, pump_time, coalesce(properties::VARCHAR, ''), coalesce(record, ''::BLOB))) > 1)
+            SELECT 1 FROM keys GROUP BY pump_serial, sequence_group, seq_num HAVING count(DISTINCT content) > 1)
     """).fetchall()[0][0]
     con.sql("""
         CREATE TEMP TABLE unique_rows AS
-        SELECT * EXCLUDE (filename, file_order, file_row),
-               row_number() OVER (ORDER BY pump_serial, sequence_group NULLS FIRST, seq_num) AS row_id
+        SELECT *, row_number() OVER (ORDER BY pump_serial, sequence_group NULLS FIRST, seq_num) AS row_id
         FROM (
-            SELECT * FROM all_rows
+            SELECT * FROM keys
             QUALIFY row_number() OVER (
-                PARTITION BY pump_serial, sequence_group, seq_num ORDER BY file_order, file_row) = 1)
+                PARTITION BY pump_serial, sequence_group, seq_num ORDER BY file_order, file_row_number) = 1)
         -- The same event saved both as a 26-byte record (no sequence group) and as pump-logs JSON:
         -- same pump, sequence number, record type and pump time. Keep the pump-logs row.
         QUALIFY row_number() OVER (
             PARTITION BY pump_serial, seq_num, event_id, pump_time
-            ORDER BY origin = 'pump-logs' DESC, file_order, file_row) = 1
-        ORDER BY pump_serial, sequence_group NULLS FIRST, seq_num""")
+            ORDER BY origin = 'pump-logs' DESC, file_order, file_row_number) = 1""")
     kept = con.sql("SELECT count(*) FROM unique_rows").fetchall()[0][0]
     log.info("%d events from %d window(s); %d after de-duplication", total, len(windows), kept)
     if conflicts:
@@ -88,16 +101,16 @@ def build_events(
             "%d event identities appear with different contents in different windows; the first was kept", conflicts
         )
     _place_in_time(con, timezone, pump_clock, log)
-    con.sql("""
-        CREATE TEMP TABLE decoded AS
-        SELECT u.*, t.utc_offset_seconds, t.time_reliable,
-               timezone('UTC', u.pump_time - to_seconds(t.utc_offset_seconds)) AS timestamp
-        FROM unique_rows u
-        JOIN placed t USING (row_id)
-        ORDER BY u.row_id""")
-    con.sql("ALTER TABLE decoded DROP COLUMN row_id")
+    decoded = f"""
+        SELECT {decode.full_select(present)}, p.utc_offset_seconds, p.time_reliable,
+               timezone('UTC', w.pump_time - to_seconds(p.utc_offset_seconds)) AS timestamp
+        FROM windows w
+        JOIN (SELECT filename, file_row_number, row_id FROM unique_rows) u USING (filename, file_row_number)
+        JOIN placed p ON p.row_id = u.row_id
+        ORDER BY u.row_id"""
+    _write_parquet(con, decoded, outputs["decoded"])
+    con.sql(f"CREATE TEMP VIEW decoded AS SELECT * FROM read_parquet({sql_str(outputs['decoded'])})")
     keys = f"{EVENT_KEY_COLUMNS}, utc_offset_seconds // 60 AS utc_offset_minutes, time_reliable"
-    _write_parquet(con, "SELECT * FROM decoded", outputs["decoded"])
     _write_parquet(con, f"SELECT {keys}, {decode.data_json_expr()} AS data FROM decoded", outputs["events"])
     _write_parquet(con, f"SELECT {keys}, properties, record FROM decoded", outputs["raw_events"])
     _write_parquet(
@@ -106,24 +119,23 @@ def build_events(
                   c.pump_time_after AS pump_time, c.pump_serial, c.seq_num, c.pump_time_before, c.pump_time_after,
                   c.change_minutes, c.kind
            FROM changes c
-           LEFT JOIN (SELECT DISTINCT ON (pump_serial, seq_num) pump_serial, seq_num, utc_offset_seconds
-                      FROM decoded ORDER BY pump_serial, seq_num, sequence_group NULLS FIRST) d
+           LEFT JOIN (SELECT DISTINCT ON (u.pump_serial, u.seq_num) u.pump_serial, u.seq_num, p.utc_offset_seconds
+                      FROM unique_rows u JOIN placed p ON p.row_id = u.row_id
+                      ORDER BY u.pump_serial, u.seq_num, u.sequence_group NULLS FIRST) d
            USING (pump_serial, seq_num)
            ORDER BY timestamp, pump_serial, seq_num""",
         outputs["clock_changes"],
     )
     con.close()
+    shutil.rmtree(spill, ignore_errors=True)
 
 
 def _place_in_time(con, timezone: str, pump_clock: str, log: logging.Logger) -> None:
     """Create tables ``placed`` (row_id, utc_offset_seconds, time_reliable) and ``changes``."""
     zone = ZoneInfo(timezone)
     rows = con.sql(f"""
-        SELECT row_id, pump_serial, seq_num, event_id,
-               CAST(epoch(pump_time) - epoch(TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}') AS BIGINT) AS wall_s,
-               CAST(coalesce(CASE event_id
-                   WHEN 13 THEN round((time_after_ms - time_prior_ms) / 1000)
-                   WHEN 14 THEN (date_after_days - date_prior_days) * 86400 END, 0) AS BIGINT) AS change_s
+        SELECT row_id, pump_serial, seq_num, event_id, change_s,
+               CAST(epoch(pump_time) - epoch(TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}') AS BIGINT) AS wall_s
         FROM unique_rows ORDER BY row_id""").fetchnumpy()
     n = len(rows["seq_num"])
     offset = np.zeros(n, dtype=np.int64)
