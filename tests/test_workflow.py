@@ -154,7 +154,7 @@ def test_bolus_deliveries_join_request_delivery_and_completion(demo_run):
             }
         )
     table = {r["seq_num"]: r for r in rows(demo_run / "exports" / "bolus_deliveries.parquet")}
-    assert len(table) == len(expected) > 300
+    assert len(table) == len(expected) > 250  # about three meals a day for 90 days, plus corrections
     for exp in expected:
         row = table[exp["seq_num"]]
         for key, value in exp.items():

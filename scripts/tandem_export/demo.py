@@ -134,7 +134,10 @@ class DemoPump:
         self.signal_losses = [(d(0.13, 2.0), d(0.13, 5.0)), (d(0.78, 14.0), d(0.78, 15.5))]
         self.sensor_starts = [self.start + timedelta(days=k, hours=8, minutes=5) for k in range(3, self.days, 10)]
         for when, grams in self.meals:
-            self.effects.append(_Bump(when, grams * 3.2, 55))
+            # A bolused meal raises glucose by about 1.7 mg/dL per gram at its peak; the missed
+            # bolus, by about 3.2, which takes it past the sensor's range.
+            per_gram = 3.2 if when == self.missed_bolus_meal else 1.7
+            self.effects.append(_Bump(when, grams * per_gram, 55))
         for when, minutes in self.exercise:
             self.effects.append(_Bump(when, -minutes * 1.1 - (60 if (when, minutes) == self.long_run else 0), 50))
         self.effects.sort(key=lambda b: b.start)
