@@ -267,3 +267,19 @@ def test_config_values_cannot_inject_sql_or_paths(tmp_path, setting):
     assert proc.returncode != 0
     assert "Configuration error:" in proc.stderr
     assert not (workdir / "data").exists()
+
+
+def test_a_failed_write_is_one_clear_line_and_exit_1(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from tandem_export import runlog
+
+    def body(log):
+        raise OSError(28, "No space left on device", str(tmp_path / "exports" / "t.csv"))
+
+    with pytest.raises(SystemExit) as stop:
+        runlog.run(SimpleNamespace(log=[str(tmp_path / "rule.log")]), "export", body)
+    assert stop.value.code == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("[export] ERROR: could not read or write") and "No space left on device" in line
+    assert "t.csv" in (tmp_path / "rule.log").read_text()

@@ -26,10 +26,20 @@ def open_log(path: str | Path, rule: str) -> logging.Logger:
 
 
 def run(snakemake, rule: str, body: Callable[[logging.Logger], None]) -> None:
-    """Run a rule body; an InputError becomes one logged error line and exit status 1."""
+    """Run a rule body; bad input or a failed write becomes one logged error line and exit status 1.
+
+    A write that fails (disk full, read-only directory) leaves the earlier file in place, because
+    every output is written under a temporary name and renamed (storage.atomic_path).
+    """
     log = open_log(snakemake.log[0], rule)
     try:
         body(log)
     except InputError as exc:
         log.error("%s", exc)
+        sys.exit(1)
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        log.error(
+            "could not read or write%s: %s; free space or fix permissions, then run again", where, exc.strerror or exc
+        )
         sys.exit(1)
