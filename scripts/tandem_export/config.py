@@ -17,24 +17,6 @@ from pathlib import Path
 
 from . import demo
 
-#: Every exported table, in the order the README lists them.
-TABLES = (
-    "raw_events",
-    "events",
-    "clock_changes",
-    "cgm_readings",
-    "basal_deliveries",
-    "bolus_deliveries",
-    "bg_readings",
-    "alarms",
-    "suspensions",
-    "site_changes",
-    "cgm_sessions",
-    "daily_status",
-    "user_modes",
-    "daily_summary",
-)
-PUMP_CLOCK_MODELS = ("recorded_changes", "follows_zone")
 #: Tables built from the decoded events by their own SQL (see tandem_export/sql/).
 DERIVED_TABLES = (
     "cgm_readings",
@@ -49,6 +31,9 @@ DERIVED_TABLES = (
     "user_modes",
     "daily_summary",
 )
+#: Every exported table, in the order the README lists them.
+TABLES = ("raw_events", "events", "clock_changes", *DERIVED_TABLES)
+PUMP_CLOCK_MODELS = ("recorded_changes", "follows_zone")
 #: The DuckDB database in exports/ holding every table (all rows).
 DATABASE = "tandem.duckdb"
 FORMATS = ("parquet", "csv")
