@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import re
 import sys
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import demo
+from .storage import sha256_file
 
 #: Tables built from the decoded events by their own SQL (see tandem_export/sql/).
 DERIVED_TABLES = (
@@ -226,16 +226,13 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         if not full.is_file():
             raise ConfigError(f"files: {path!r} does not exist or is not a file; fix the path or remove the entry")
         try:
-            digest = hashlib.sha256()
-            with open(full, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    digest.update(block)
+            digest = sha256_file(full)
         except OSError as exc:
             raise ConfigError(f"files: {path!r} cannot be read ({exc.strerror}); fix its permissions") from None
         stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-") or "file"
         # The content's hash is part of the name: a saved file that changes becomes a new raw-store
         # entry, and the copy imported before is never overwritten.
-        window = f"{stem}-{digest.hexdigest()[:12]}"
+        window = f"{stem}-{digest[:12]}"
         out[("files", window)] = RawFile("files", window, f"data/raw/files/{window}.raw", "file", serial, str(full))
     return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 
@@ -34,11 +34,6 @@ class PumpEvent:
 def pump_seconds(t: datetime) -> int:
     """Seconds since the pump epoch 2008-01-01T00:00:00 (wall clock) of a naive datetime."""
     return int((t - PUMP_EPOCH).total_seconds())
-
-
-def from_pump_seconds(seconds: int) -> datetime:
-    """Naive wall-clock datetime of a pump-epoch second count."""
-    return PUMP_EPOCH + timedelta(seconds=seconds)
 
 
 def to_record(event: PumpEvent, source_nibble: int = 0) -> bytes:
