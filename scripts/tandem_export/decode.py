@@ -1,10 +1,13 @@
 """Decoding driven by :mod:`tandem_export.layouts`: both record forms become one typed table.
 
-Each reader produces a *raw* table: the common columns (``COMMON_COLUMNS``) plus one column per
-decoded column name holding the undecoded value (integers as BIGINT, f32 as DOUBLE, bitmasks as
-the integer of their bits).  One SQL projection (:func:`decode_union`) then turns raw values into
-decoded ones for both forms alike: ratios divided to the unit in the column name, enums and
-dictionary ids named, bitmasks listed by bit name, 0/1 flags as BOOLEAN.
+Each reader produces *raw* values: the common columns (``COMMON_COLUMNS``) and, per event type, one
+raw value per decoded column (integers as int64, f32 as float64, bitmasks as the integer of their
+bits).  26-byte records are read with NumPy (:class:`Records`), pump-logs JSON with one
+``json_transform`` per event type in DuckDB (:func:`json_fields_select`).  One step then turns raw
+values into decoded ones for both forms alike (:func:`decode_event`): ratios divided to the unit in
+the column name, enums and dictionary ids named, bitmasks listed by bit name, 0/1 flags as BOOLEAN.
+It works on whole NumPy columns; :func:`_decode_expr` is the same decoding written as SQL (float32
+values are decoded by that very SQL, once per distinct value) and the tests hold the two equal.
 """
 
 from __future__ import annotations
@@ -75,54 +78,36 @@ def _fields_by_column() -> dict[str, list[tuple[int, L.Field]]]:
 FIELDS_BY_COLUMN = _fields_by_column()
 
 
-_COMMON_SOURCE = ("pump_serial", "sequence_group", "seq_num", "event_id", "pump_time", "origin", "properties", "record")
-
-
 def _json_struct_spec_for(event: L.Event) -> str:
     keys = sorted({f.json_keys[0] for f in event.fields})
     return "{" + ", ".join(f'"{k}": "JSON"' for k in keys) + "}"
 
 
-def decode_union(base: str, event_ids: list[int], json_source: bool) -> str:
-    """SQL decoding the raw table ``base`` one event type at a time.
+def json_fields_select(base: str, event: L.Event) -> str:
+    """SQL of the raw values of ``event``'s fields in the pump-logs rows of ``base`` with that event id.
 
-    ``base`` has the common source columns (``_COMMON_SOURCE``), ``src_pos`` (the position in the
-    file, kept so the caller can restore file order) and, for 26-byte records
-    (``json_source`` false), one raw column per field of the event types present; for pump-logs,
-    the fields are read from ``properties`` with one ``json_transform`` per event type.  Each
-    branch evaluates only its own event's fields (every other column is absent and is added as a
-    typed NULL when windows are united), so the cost per event is that of its own fields.  Event ids
-    not in the layout table are kept with ``event_name`` ``UNKNOWN_<id>`` and no fields.
+    ``base`` has ``row`` (a row number), ``event_id`` and ``properties``; the fields are read from
+    ``properties`` with one ``json_transform``, each as its raw type (a value of the wrong type gives
+    NULL).  The result has ``row``, one column per decoded column name and ``type_errors``: how many
+    keys are present with a value that does not read as their type.
     """
-    common = ", ".join(f"CAST({c} AS {COMMON_COLUMNS[c]}) AS {c}" for c in _COMMON_SOURCE) + ", src_pos"
-    branches = []
-    known = [e for e in event_ids if e in L.EVENTS_BY_ID]
-    for eid in sorted(known):
-        event = L.EVENTS_BY_ID[eid]
-        if json_source:
-            raw = ", ".join(f"{_json_raw_expr(f)} AS {f.column}" for f in event.fields)
-            # A key that is present with a value that does not read as its type is a type error.
-            first_use = {f.json_keys[0]: f for f in reversed(event.fields)}
-            errors = " + ".join(
-                f'CASE WHEN p."{k}" IS NOT NULL AND json_type(p."{k}") <> \'NULL\' AND {f.column} IS NULL THEN 1 ELSE 0 END'
-                for k, f in first_use.items()
-            )
-            inner = (
-                f"SELECT *, {errors} AS type_errors FROM (SELECT *, {raw} FROM (SELECT *, json_transform("
-                f"coalesce(properties, '{{}}'), '{_json_struct_spec_for(event)}') AS p FROM {base} WHERE event_id = {eid}))"
-            )
-        else:
-            inner = f"SELECT *, 0 AS type_errors FROM {base} WHERE event_id = {eid}"
-        fields = ", ".join(
-            f"CAST({_decode_expr(f, f.column)} AS {f.decoded_type}) AS {f.column}"
-            for f in {f.column: f for f in event.fields}.values()
-        )
-        branches.append(f"SELECT {common}, type_errors, '{event.name}' AS event_name, {fields} FROM ({inner})")
-    others = f"event_id IS NULL OR event_id NOT IN ({', '.join(map(str, known))})" if known else "true"
-    branches.append(
-        f"SELECT {common}, 0 AS type_errors, 'UNKNOWN_' || CAST(event_id AS VARCHAR) AS event_name FROM {base} WHERE {others}"
+    raw = ", ".join(f"{_json_raw_expr(f)} AS {f.column}" for f in event_columns(event).values())
+    first_use = {f.json_keys[0]: f for f in reversed(event.fields)}
+    errors = " + ".join(
+        f'CASE WHEN p."{k}" IS NOT NULL AND json_type(p."{k}") <> \'NULL\' AND {f.column} IS NULL THEN 1 ELSE 0 END'
+        for k, f in first_use.items()
     )
-    return "\nUNION ALL BY NAME\n".join(branches)
+    # A bitmask read from a list of bit indices may exceed BIGINT (a HUGEINT sum); only its low 32
+    # bits are decoded, and the low 63 keep them.
+    out = ", ".join(
+        f"CAST({c} & 9223372036854775807 AS BIGINT) AS {c}" if f.kind == "bits" else c
+        for c, f in event_columns(event).items()
+    )
+    return (
+        f"SELECT row, {out}, {errors} AS type_errors FROM (SELECT row, p, {raw} FROM ("
+        f"SELECT row, properties, json_transform(coalesce(properties, '{{}}'), '{_json_struct_spec_for(event)}') AS p"
+        f" FROM {base} WHERE event_id = {event.id})) ORDER BY row"
+    )
 
 
 def full_select(present: set[str]) -> str:
@@ -185,50 +170,297 @@ FROM {events_relation}"""
 # --- 26-byte records ---------------------------------------------------------------------------
 
 _HEADER = np.dtype([("id", ">u2"), ("seconds", ">u4"), ("seq", ">u4"), ("payload", "V16")])
-_PUMP_EPOCH_US = np.datetime64(L.PUMP_EPOCH.replace(" ", "T"), "us")
+_PUMP_EPOCH_US = int(np.datetime64(L.PUMP_EPOCH.replace(" ", "T"), "us").astype(np.int64))
 
 
-def records_to_arrow(buf: bytes) -> tuple[pa.Table, int]:
-    """Decode concatenated 26-byte records into a raw table (see module doc).
+class Records:
+    """The whole 26-byte records of a buffer: ``rows`` is an (n, 26) uint8 view of them.
 
-    Returns the table (one row per whole record, in file order) and the number of trailing bytes
-    that did not make a whole record.  Only raw columns of event ids present are included.
-    Layout: header and payload offsets from :mod:`tandem_export.layouts`; every value big-endian.
+    Header values (layout in :mod:`tandem_export.layouts`, big-endian): ``event_id`` the low 12
+    bits of bytes 0-1, ``pump_time_us`` the pump wall clock in microseconds since 1970 (bytes 2-5
+    count seconds from the pump epoch), ``seq_num`` bytes 6-9.  ``trailing`` counts the bytes after
+    the last whole record.
     """
-    n = len(buf) // L.RECORD_SIZE
-    trailing = len(buf) - n * L.RECORD_SIZE
-    rec = np.frombuffer(buf, dtype=_HEADER, count=n)
-    raw = np.frombuffer(buf, dtype=np.uint8, count=n * L.RECORD_SIZE).reshape(n, L.RECORD_SIZE)
-    event_id = (rec["id"] & 0x0FFF).astype(np.int32)
-    pump_time = _PUMP_EPOCH_US + rec["seconds"].astype("timedelta64[s]").astype("timedelta64[us]")
-    record_arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(L.RECORD_SIZE), n, [None, pa.py_buffer(raw.tobytes())])
-    # pump_serial, sequence_group, origin and properties are constants added in SQL.
-    columns: dict[str, pa.Array] = {
-        "src_pos": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-        "seq_num": pa.array(rec["seq"].astype(np.int64)),
-        "event_id": pa.array(event_id),
-        "pump_time": pa.array(pump_time, pa.timestamp("us")),
-        "record": record_arr.cast(pa.binary()),
-    }
-    values: dict[str, np.ndarray] = {}
-    valid: dict[str, np.ndarray] = {}
-    payload = raw[:, L.PAYLOAD_OFFSET :]
-    for eid in np.unique(event_id):
-        event = L.EVENTS_BY_ID.get(int(eid))
-        if event is None:
-            continue
-        rows = np.flatnonzero(event_id == eid)
-        block = np.ascontiguousarray(payload[rows])
-        for f in event.fields:
+
+    def __init__(self, buf) -> None:
+        data = np.frombuffer(buf, dtype=np.uint8)
+        n = len(data) // L.RECORD_SIZE
+        self.trailing = len(data) - n * L.RECORD_SIZE
+        self.rows = data[: n * L.RECORD_SIZE].reshape(n, L.RECORD_SIZE)
+        head = np.frombuffer(data, dtype=_HEADER, count=n)
+        self.event_id = (head["id"] & 0x0FFF).astype(np.int32)
+        self.pump_time_us = head["seconds"].astype(np.int64) * 1_000_000 + _PUMP_EPOCH_US
+        self.seq_num = head["seq"].astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def fields(self, event: L.Event, rows: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Raw values (int64, or float64 for f32) and validity of ``event``'s fields in ``rows``."""
+        block = np.ascontiguousarray(self.rows[rows, L.PAYLOAD_OFFSET :])
+        valid = np.ones(len(rows), dtype=bool)
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for f in event.fields:  # a later field of the same column wins, as in event_columns
             dtype = np.dtype(L.NUMPY_TYPES[f.type])
-            width = dtype.itemsize
-            col = block[:, f.offset : f.offset + width].copy().view(dtype).reshape(-1)
-            kind = np.float64 if f.type == "f32" else np.int64
-            if f.column not in values:
-                values[f.column] = np.zeros(n, dtype=kind)
-                valid[f.column] = np.zeros(n, dtype=bool)
-            values[f.column][rows] = col.astype(kind)
-            valid[f.column][rows] = True
-    for name in values:
-        columns[name] = pa.array(values[name], mask=~valid[name])
-    return pa.table(columns), trailing
+            col = block[:, f.offset : f.offset + dtype.itemsize].copy().view(dtype).reshape(-1)
+            out[f.column] = (col.astype(np.float64 if f.type == "f32" else np.int64), valid)
+        return out
+
+
+# --- raw values to decoded values, for both forms ----------------------------------------------
+#
+# The SQL of :func:`_decode_expr` says what each field kind decodes to; the functions below do the
+# same on whole NumPy columns (checked against that SQL in tests/test_reference_decoder.py), so that
+# decoding costs no query planning per file.  float32 values go through that very SQL once per
+# distinct value.
+
+#: DuckDB type of a decoded column -> its Arrow type.
+ARROW_TYPES = {
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "VARCHAR": pa.string(),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+
+
+def event_columns(event: L.Event) -> dict[str, L.Field]:
+    """The decoded columns of ``event`` in table order (a later field of the same column wins)."""
+    return {f.column: f for f in event.fields}
+
+
+class F32:
+    """Decoded doubles of float32 raw values: the SQL of an ``f32`` field, once per distinct value.
+
+    Values are told apart by their bits (so -0.0 and NaNs are kept as they are); the decoded ones
+    are kept, sorted by those bits, for the next call.
+    """
+
+    def __init__(self, con) -> None:
+        self.con = con
+        self.sql = _decode_expr(L.Field("f32", 0, "f32", "v"), "v")
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.values = np.zeros(0, dtype=np.float64)
+        self.valid = np.zeros(0, dtype=bool)
+
+    def prefetch(self, columns: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Decode the distinct values of all these (values, valid) columns in one query."""
+        if columns:
+            self._learn(np.concatenate([_bits(v)[ok] for v, ok in columns]))
+
+    def _learn(self, bits: np.ndarray) -> None:
+        bits = distinct(bits)
+        at = np.minimum(np.searchsorted(self.keys, bits), max(len(self.keys) - 1, 0))
+        new = bits[~(self.keys[at] == bits)] if len(self.keys) else bits
+        if not len(new):
+            return
+        # One list parameter (no registered table: that would import pandas); bits are kept.
+        got = self.con.sql(
+            f"SELECT list_transform($1::DOUBLE[], lambda v: {self.sql})", params=[new.view(np.float64).tolist()]
+        ).fetchall()[0][0]
+        keys = np.concatenate([self.keys, new])
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        decoded = np.array([0.0 if g is None else g for g in got], dtype=np.float64)
+        self.values = np.concatenate([self.values, decoded])[order]
+        self.valid = np.concatenate([self.valid, np.array([g is not None for g in got], dtype=bool)])[order]
+
+    def __call__(self, values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bits = _bits(values)
+        self._learn(bits[valid])
+        at = np.searchsorted(self.keys, bits[valid])
+        out = np.zeros(len(values), dtype=np.float64)
+        out_valid = np.zeros(len(values), dtype=bool)
+        out[valid] = self.values[at]
+        out_valid[valid] = self.valid[at]
+        return out, out_valid
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values (``np.unique`` without its masked-array check, which imports numpy.ma)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if len(values) else values
+
+
+def _bits(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+
+
+def numbers(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    """A NumPy array of ``arrow_type``'s width as an Arrow array without NULLs (``pa.array`` on NumPy
+    input would import pandas, which costs more than decoding a window)."""
+    values = np.ascontiguousarray(values, dtype=np.dtype(arrow_type.to_pandas_dtype()))
+    return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(values)])
+
+
+def strings(labels: list[str]) -> pa.Array:
+    """A list of strings as an Arrow string array (without ``pa.array``: see :func:`numbers`)."""
+    encoded = [label.encode("utf-8") for label in labels]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    )
+
+
+def bitmap(valid: np.ndarray) -> tuple[pa.Buffer | None, int]:
+    """The Arrow validity bitmap of a boolean mask and its null count (no bitmap when none is NULL)."""
+    nulls = len(valid) - int(np.count_nonzero(valid))
+    return (pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None), nulls
+
+
+def _small_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``, without sorting when the values are small."""
+    if len(values) and 0 <= values.min() and values.max() < 1 << 20:
+        uniq = np.flatnonzero(np.bincount(values))
+        lut = np.zeros(int(uniq[-1]) + 1, dtype=np.int32)
+        lut[uniq] = np.arange(len(uniq), dtype=np.int32)
+        return uniq, lut[values]
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return uniq, inverse.astype(np.int32)
+
+
+class Piece:
+    """Decoded values of one column in some rows, with ``valid`` marking the non-NULL ones.
+
+    Numbers: ``values`` (NumPy).  Names: ``values`` are int32 indexes into ``labels``.  Lists of
+    names: ``counts`` per row and ``values`` (the indexes into ``labels`` of every row, one after the
+    other).
+    """
+
+    __slots__ = ("values", "valid", "labels", "counts")
+
+    def __init__(self, values, valid, labels=None, counts=None) -> None:
+        self.values, self.valid, self.labels, self.counts = values, valid, labels, counts
+
+    def to_arrow(self, arrow_type: pa.DataType) -> pa.Array:
+        """The values as Arrow (names as plain strings)."""
+        column = Column(arrow_type, len(self.valid))
+        column.put(np.arange(len(self.valid)), self)
+        arr = column.array()
+        if pa.types.is_dictionary(arr.type):
+            return arr.cast(pa.string())
+        if pa.types.is_list(arr.type):
+            return arr.cast(pa.list_(pa.string()))
+        return arr
+
+
+def _pick_names(values: np.ndarray, valid: np.ndarray, names: dict[int, str], fallback: str) -> Piece:
+    """``COALESCE(names_list[raw + 1], fallback || raw)`` on a column (DuckDB list indexing: 1-based,
+    0 gives NULL, a negative index counts from the end)."""
+    size = max(names) + 1 if names else 0
+    uniq, inverse = _small_unique(values[valid])
+    labels = []
+    for raw in uniq.tolist():
+        if raw == np.iinfo(np.int64).max:
+            raise OverflowError(f"enum value {raw} is out of range")
+        index = raw + 1
+        slot = index - 1 if index > 0 else size + index if index < 0 else -1
+        name = names.get(slot) if 0 <= slot < size else None
+        labels.append(name if name is not None else f"{fallback}{raw}")
+    codes = np.full(len(values), -1, dtype=np.int32)
+    codes[valid] = inverse
+    return Piece(codes, valid, labels)
+
+
+def _bit_names(values: np.ndarray, valid: np.ndarray, width: int, names: dict[int, str]) -> Piece:
+    """The names of the set bits (lowest first) among the low ``width`` bits; NULL where invalid."""
+    v = np.where(valid, values, 0).astype(np.int64)
+    bits = ((v[:, None] >> np.arange(width, dtype=np.int64)) & 1).astype(bool)
+    counts = bits.sum(axis=1, dtype=np.int32)
+    codes = np.nonzero(bits)[1].astype(np.int32)
+    return Piece(codes, valid, [names.get(i, f"bit_{i}") for i in range(width)], counts)
+
+
+def decode_field(f: L.Field, values: np.ndarray, valid: np.ndarray, f32: F32) -> Piece:
+    """The decoded values of field ``f`` from its raw values (int64, or float64 for f32)."""
+    if f.kind == "num":
+        if f.type == "f32":
+            return Piece(*f32(values, valid))
+        if f.divisor != 1:
+            return Piece(values.astype(np.float64) / float(f.divisor), valid)
+        return Piece(values.astype(np.int64, copy=False), valid)
+    if f.type == "f32":
+        raise ValueError(f"{f.column}: float32 fields are numbers")
+    values = values.astype(np.int64, copy=False)
+    if f.kind == "bool":
+        return Piece(values != 0, valid)
+    if f.kind == "enum":
+        return _pick_names(values, valid, L.ENUMS[f.names], "unknown_")
+    if f.kind == "dict":
+        return _pick_names(values, valid, DICTIONARIES[f.names], UNKNOWN_PREFIX[f.names] + "_")
+    if f.kind == "bits":
+        return _bit_names(values, valid, _TYPE_BITS[f.type], L.ENUMS[f.names])
+    raise ValueError(f"unknown field kind {f.kind!r}")
+
+
+def f32_columns(event: L.Event, raw: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The raw (values, valid) of ``event``'s float32 fields (see :meth:`F32.prefetch`)."""
+    return [raw[c] for c, f in event_columns(event).items() if f.kind == "num" and f.type == "f32"]
+
+
+def decode_event(event: L.Event, raw: dict[str, tuple[np.ndarray, np.ndarray]], f32: F32) -> dict[str, Piece]:
+    """Every decoded column of ``event`` from the raw values of its fields (see :func:`decode_field`)."""
+    return {column: decode_field(f, *raw[column], f32) for column, f in event_columns(event).items()}
+
+
+class Column:
+    """One decoded column of ``n`` rows, put together from the pieces of several event types."""
+
+    def __init__(self, arrow_type: pa.DataType, n: int) -> None:
+        self.type, self.n = arrow_type, n
+        self.values: np.ndarray | None = None
+        self.valid = np.zeros(n, dtype=bool)
+        self.labels: dict[str, int] | None = None
+        self.lists: list[tuple[np.ndarray, Piece, np.ndarray]] = []
+
+    def put(self, rows: np.ndarray, piece: Piece) -> None:
+        """Place ``piece``: the values of the rows ``rows``, in that order."""
+        self.valid[rows] = piece.valid
+        if piece.labels is not None:
+            if self.labels is None:
+                self.labels = {}
+                if piece.counts is None:
+                    self.values = np.full(self.n, -1, dtype=np.int32)
+            lut = np.array([self.labels.setdefault(x, len(self.labels)) for x in piece.labels] + [-1], np.int32)
+            if piece.counts is not None:
+                self.lists.append((rows, piece, lut))
+            else:
+                self.values[rows] = lut[piece.values]  # -1 (NULL) picks the appended -1
+            return
+        if self.values is None:
+            self.values = np.zeros(self.n, dtype=piece.values.dtype)
+        self.values[rows] = piece.values
+
+    def filled(self, values: np.ndarray, valid: np.ndarray) -> pa.Array:
+        """A column of numbers (all rows at once) as Arrow."""
+        self.values, self.valid = values, valid
+        return self.array()
+
+    def array(self) -> pa.Array:
+        """The column as Arrow (names dictionary-encoded; NULL where no piece had a value)."""
+        validity, nulls = bitmap(self.valid)
+        if self.lists:
+            counts = np.zeros(self.n, dtype=np.int32)
+            for rows, piece, _ in self.lists:
+                counts[rows] = piece.counts
+            offsets = np.zeros(self.n + 1, dtype=np.int32)
+            np.cumsum(counts, out=offsets[1:])
+            flat = np.empty(int(offsets[-1]), dtype=np.int32)
+            for rows, piece, lut in self.lists:
+                own = np.zeros(len(rows) + 1, dtype=np.int64)
+                np.cumsum(piece.counts, out=own[1:])
+                within = np.arange(int(own[-1]), dtype=np.int64) - np.repeat(own[:-1], piece.counts)
+                flat[np.repeat(offsets[:-1][rows], piece.counts) + within] = lut[piece.values]
+            child = pa.DictionaryArray.from_arrays(numbers(flat, pa.int32()), strings(list(self.labels)))
+            return pa.Array.from_buffers(
+                pa.list_(child.type), self.n, [validity, pa.py_buffer(offsets)], nulls, children=[child]
+            )
+        if self.labels is not None:
+            index = np.where(self.values < 0, 0, self.values)
+            codes = pa.Array.from_buffers(pa.int32(), self.n, [validity, pa.py_buffer(index)], nulls)
+            return pa.DictionaryArray.from_arrays(codes, strings(list(self.labels)))
+        if self.values is None:
+            return pa.nulls(self.n, self.type)
+        data = np.packbits(self.values, bitorder="little") if self.values.dtype == bool else self.values
+        return pa.Array.from_buffers(self.type, self.n, [validity, pa.py_buffer(data)], nulls)
