@@ -1,10 +1,28 @@
-"""Table building: union of the normalised windows, then one SQL file per analysis table."""
+"""Table building: union of the normalised windows, then one SQL file per analysis table.
+
+The events build reads only the narrow keys of every window (identity, record type, pump time,
+clock-change sizes), de-duplicates and places every event in time with numpy, and writes a narrow
+*placement* table as the ``decoded`` output: one row per kept event, in event order, naming the
+window and the row of the window that holds it, with its UTC offset and reliability.  The wide
+decoded rows are never written.  ``events`` and ``raw_events`` are streamed from the windows, and
+every derived table reads the view ``decoded`` (:func:`decoded_view`): the windows with the
+placement applied, so each reads only the columns its SQL uses.  The placement is applied as a
+few expressions of the window and row number when it changes only at few rows (the usual history:
+disjoint windows, a clock change now and then), else by joining the windows to the placement
+table (see :func:`_placed_view_sql`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import re
 import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,10 +36,168 @@ from .storage import atomic_path, connect, sql_str
 #: Columns of raw_events and events, before ``data`` / ``properties`` / ``record``.
 EVENT_KEY_COLUMNS = "pump_serial, sequence_group, seq_num, event_id, event_name, pump_time, timestamp, origin"
 
+#: The placement table (the ``decoded`` output of :func:`build_events`), one row per kept event in
+#: event order (pump_serial, sequence_group NULLS FIRST, seq_num): the window (position in the
+#: window list), the row in that window's file (0-based), pump clock minus UTC, and whether the
+#: time model could place the event.
+PLACEMENT_COLUMNS = {
+    "window_index": "INTEGER",
+    "file_row_number": "BIGINT",
+    "utc_offset_seconds": "BIGINT",
+    "time_reliable": "BOOLEAN",
+}
+#: Parquet key-value metadata of the placement table: the windows it indexes.
+WINDOWS_KEY = "tandem_export.windows"
 
-def _write_parquet(con, select: str, path: str) -> None:
+_EPOCH_SQL = f"TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}'"
+
+
+def _write_parquet(con, select: str, path: str, metadata: dict[str, str] | None = None) -> int:
+    """COPY ``select`` to ``path`` atomically (zstd); returns the number of rows written."""
+    kv = ""
+    if metadata:
+        kv = ", KV_METADATA {" + ", ".join(f"{sql_str(k)}: {sql_str(v)}" for k, v in metadata.items()) + "}"
     with atomic_path(path) as tmp:
-        con.sql(f"COPY ({select}) TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+        rows = con.execute(f"COPY ({select}) TO {sql_str(str(tmp))} (FORMAT parquet, COMPRESSION zstd{kv})").fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
+def _session(con, spill_beside: str, threads: int = 2, memory: str = "1GB") -> Path:
+    """Threads, a memory limit, and a spill directory beside the outputs (removed by the caller)."""
+    parent = Path(spill_beside).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    spill = Path(tempfile.mkdtemp(prefix=".duckdb-spill-", dir=parent))
+    con.sql(f"SET threads = {threads}")
+    con.sql(f"SET memory_limit = {sql_str(memory)}")
+    con.sql(f"SET temp_directory = {sql_str(str(spill))}")
+    con.sql("SET parquet_metadata_cache = true")
+    return spill
+
+
+#: Memory of each single-threaded writer (two run at once; see :class:`_Writer`).
+WRITER_MEMORY = "384MB"
+
+
+class _Writer:
+    """A DuckDB database of its own that runs one statement at a time on one thread.
+
+    Every Parquet file is written by a single-threaded writer: with more threads, where DuckDB cuts
+    the row groups of a file depends on which thread finishes a batch first, so a rerun could
+    write the same rows in other bytes.  Two writers run at once (on two Python threads; DuckDB
+    releases the GIL) to use both cores.  ``setup(con)`` creates the views the writer reads.
+    """
+
+    def __init__(self, spill_beside: str, setup) -> None:
+        self.con = connect()
+        try:
+            self.spill = _session(self.con, spill_beside, threads=1, memory=WRITER_MEMORY)
+            setup(self.con)
+        except BaseException:
+            self.con.close()
+            raise
+
+    def close(self) -> None:
+        self.con.close()
+        shutil.rmtree(self.spill, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _writers(count: int, spill_beside: str, setup) -> Iterator[list[_Writer]]:
+    """``count`` writers, closed (and their spill directories removed) on the way out."""
+    writers: list[_Writer] = []
+    try:
+        for _ in range(count):
+            writers.append(_Writer(spill_beside, setup))
+        yield writers
+    finally:
+        for writer in writers:
+            writer.close()
+
+
+def _run_concurrently(writers: list[_Writer], jobs: list, run) -> None:
+    """Run ``run(writer, job)`` for every job, each writer taking the next job that is ready.
+
+    ``jobs`` are (job, needs) pairs in order of preference; a job waits until the jobs it needs
+    are done.  The first error stops the remaining jobs and is raised.
+    """
+    pending = list(jobs)
+    done: set = set()
+    errors: list[BaseException] = []
+    ready = threading.Condition()
+
+    def work(writer: _Writer) -> None:
+        while True:
+            with ready:
+                while True:
+                    if errors or not pending:
+                        return
+                    job = next((j for j in pending if set(j[1]) <= done), None)
+                    if job is not None:
+                        pending.remove(job)
+                        break
+                    ready.wait()
+            try:
+                run(writer, job[0])
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                with ready:
+                    errors.append(exc)
+                    ready.notify_all()
+                return
+            with ready:
+                done.add(job[0])
+                ready.notify_all()
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in writers[1:]]
+    for t in threads:
+        t.start()
+    try:
+        work(writers[0])
+    finally:
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+
+
+def _files(windows: list[str]) -> str:
+    return "[" + ", ".join(sql_str(str(w)) for w in windows) + "]"
+
+
+def _create_windows_view(con, windows: list[str], present: set[str] | None = None) -> set[str]:
+    """View ``windows``: every normalised column in the fixed order (absent ones as typed NULLs,
+    see :func:`decode.full_select`), plus ``window_index`` (position in the list) and ``file_row_number``.
+
+    Each window holds only the columns of the event types it has; they are united by name.
+    Returns the set of columns present in at least one window.
+    """
+    if windows:
+        source = f"read_parquet({_files(windows)}, union_by_name := true)"
+        if present is None:
+            present = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        con.sql(
+            f"CREATE OR REPLACE TEMP VIEW windows AS SELECT {decode.full_select(present)},"
+            f" CAST(file_index AS INTEGER) AS window_index, file_row_number FROM {source}"
+        )
+    else:
+        present = set()
+        con.sql(
+            f"CREATE OR REPLACE TEMP VIEW windows AS SELECT {decode.full_select(present)},"
+            " NULL::INTEGER AS window_index, NULL::BIGINT AS file_row_number WHERE false"
+        )
+    return present
+
+
+def _window_fingerprint(con, windows: list[str]) -> list[list]:
+    """[path, rows, bytes] of every window, in list order (from the Parquet footers)."""
+    if not windows:
+        return []
+    listed = con.sql(f"SELECT file_name, num_rows FROM parquet_file_metadata({_files(windows)})").fetchall()
+    if [name for name, _ in listed] != windows:
+        raise ValueError("the Parquet footers of the windows did not come back in list order")
+    return [[w, int(rows), os.path.getsize(w)] for w, (_, rows) in zip(windows, listed, strict=True)]
+
+
+# --- events ---------------------------------------------------------------------------------------
 
 
 def build_events(
@@ -39,120 +215,252 @@ def build_events(
     is recognised by (pump_serial, seq_num, event_id, pump_time) and kept once, as pump-logs.
     Times: :mod:`tandem_export.times` (model ``pump_clock``, anchor zone ``timezone``).
 
-    ``outputs`` maps ``decoded`` (the wide internal table), ``events``, ``raw_events`` and
-    ``clock_changes`` to Parquet paths; every table is ordered by (pump_serial, sequence_group,
-    seq_num), clock_changes by time.
+    ``outputs`` maps ``decoded`` (the placement table, :data:`PLACEMENT_COLUMNS`; the derived tables
+    read it through :func:`decoded_view`), ``events``, ``raw_events`` and ``clock_changes`` to
+    Parquet paths; every table is ordered by (pump_serial, sequence_group, seq_num), clock_changes
+    by time.
     """
+    windows = [str(w) for w in windows]
     con = connect()
-    con.sql("SET threads = 2")
-    # Years of history do not fit in memory as wide rows: de-duplicate on narrow keys, and let
-    # DuckDB spill the final sort to disk beside the outputs.
-    spill = Path(outputs["decoded"]).parent / ".duckdb-spill"
-    con.sql("SET memory_limit = '1GB'")
-    con.sql(f"SET temp_directory = {sql_str(str(spill))}")
-    files = "[" + ", ".join(sql_str(w) for w in windows) + "]"
-    if windows:
-        # Each window holds only the columns of the event types it has: unite by name, then give
-        # every table the full, fixed column list (absent columns as typed NULLs).
-        con.sql(
-            f"CREATE TEMP VIEW windows AS SELECT * FROM read_parquet({files}, filename := true,"
-            " file_row_number := true, union_by_name := true)"
+    spill = _session(con, outputs["decoded"])
+    try:
+        present = _create_windows_view(con, windows)
+        fingerprint = _window_fingerprint(con, windows)
+        total = sum(f[1] for f in fingerprint)
+        keys, serial_names, scan_in_order = _read_keys(con, present, total)
+        kept, duplicated = _deduplicate(keys)
+        log.info(
+            "%d events from %d window(s); %d after de-duplication",
+            total,
+            len(windows),
+            total if kept is None else len(kept),
         )
-        present = {row[0] for row in con.sql("DESCRIBE windows").fetchall()}
-    else:
-        present = set()
-        con.sql(
-            f"CREATE TEMP VIEW windows AS SELECT {decode.full_select(present)}, NULL::VARCHAR AS filename,"
-            " NULL::BIGINT AS file_row_number WHERE false"
+        conflicts = _count_conflicts(con, keys, duplicated)
+        if conflicts:
+            log.warning(
+                "%d event identities appear with different contents in different windows; the first was kept",
+                conflicts,
+            )
+        offset, reliable, changes = _place_in_time(keys, kept, serial_names, timezone, pump_clock, log)
+
+        placement = {
+            "window_index": _take(keys["window"], kept),
+            "file_row_number": _take(keys["row"], kept),
+            "utc_offset_seconds": offset,
+            "time_reliable": reliable,
+        }
+        change_offsets = _change_offsets(keys, kept, offset, changes)
+        del keys, kept, offset, reliable
+        # Every Parquet file is written single-threaded (see _Writer).
+        con.sql("SET threads = 1")
+        con.register("placement_rows", placement)
+        _write_parquet(
+            con,
+            "SELECT "
+            + ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in PLACEMENT_COLUMNS.items())
+            + " FROM placement_rows",
+            outputs["decoded"],
+            {WINDOWS_KEY: json.dumps(fingerprint)},
         )
+        con.unregister("placement_rows")
+        _write_event_tables(windows, present, [f[1] for f in fingerprint], placement, outputs, scan_in_order)
+        _write_clock_changes(con, changes, change_offsets, serial_names, outputs["clock_changes"])
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+#: The narrow keys read from every window row: name -> numpy dtype.
+_KEY_DTYPES = {
+    "window": np.int32,
+    "row": np.int64,
+    "serial": np.int32,
+    "group": np.int64,
+    "group_set": np.bool_,
+    "seq": np.int64,
+    "event_id": np.int32,
+    "pump_us": np.int64,
+    "pumplogs": np.bool_,
+    "wall_s": np.int64,
+    "change_s": np.int64,
+}
+
+
+def _numpy(array: pa.Array, dtype) -> np.ndarray:
+    """A pyarrow array without NULLs as numpy, read from its buffers (pyarrow's own conversions
+    import pandas, a third of a second)."""
+    if array.null_count:
+        raise ValueError("unexpected NULL in a key column")
+    n, offset, data = len(array), array.offset, array.buffers()[1]
+    if pa.types.is_boolean(array.type):
+        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=offset + n, bitorder="little")
+        return bits[offset:].view(np.bool_)
+    dtype = np.dtype(dtype)
+    if array.type.bit_width != dtype.itemsize * 8:
+        raise TypeError(f"{array.type} read as {dtype}")
+    return np.frombuffer(data, dtype=dtype, count=n, offset=offset * dtype.itemsize)
+
+
+def _fetch_numpy(relation, dtypes: dict, total: int) -> dict[str, np.ndarray]:
+    """The ``total`` rows of a DuckDB relation (columns named as ``dtypes``, no NULLs) as numpy
+    arrays, streamed in batches into arrays allocated once."""
+    out = {name: np.empty(total, dtype=dtype) for name, dtype in dtypes.items()}
+    at = 0
+    for batch in relation.to_arrow_reader(1 << 20):
+        m = batch.num_rows
+        if at + m > total:
+            raise ValueError("more rows than the Parquet footers say")
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            out[name][at : at + m] = _numpy(column, dtypes[name])
+        at += m
+    if at != total:
+        raise ValueError("fewer rows than the Parquet footers say")
+    return out
+
+
+def _read_keys(con, present: set[str], total: int) -> tuple[dict[str, np.ndarray], list[str | None], bool]:
+    """The narrow keys of all ``total`` window rows, in window order then row order, as numpy arrays
+    (streamed batch by batch into arrays of :data:`_KEY_DTYPES`); the serials by rank; and whether
+    the scan returned the rows in that order.
+
+    ``serial`` holds the rank of pump_serial in sort order (NULL last); ``serial_names`` maps a
+    rank back to the serial.  ``group`` / ``group_set``: sequence_group, 0 / False where NULL.
+    NULL seq_num, event_id or pump_time (never written by the normaliser) read as the largest
+    value: last in order, and one group.
+    """
     change = "CAST(NULL AS BIGINT)"
     if {"time_after_ms", "time_prior_ms"} <= present:
         change = "CASE WHEN event_id = 13 THEN round((time_after_ms - time_prior_ms) / 1000) END"
     if {"date_after_days", "date_prior_days"} <= present:
         change = f"coalesce({change}, CASE WHEN event_id = 14 THEN (date_after_days - date_prior_days) * 86400 END)"
-    con.sql(f"""
-        CREATE TEMP TABLE keys AS
-        SELECT filename, file_row_number, list_position({files}::VARCHAR[], filename) AS file_order,
-               pump_serial, sequence_group, seq_num, event_id, pump_time, origin,
-               hash(event_id, pump_time, properties, record) AS content,
+    # Serials in sort order (VARCHAR order is code point order); each row gets its serial's rank.
+    names: list[str | None] = sorted(
+        row[0] for row in con.sql("SELECT DISTINCT pump_serial FROM windows WHERE pump_serial IS NOT NULL").fetchall()
+    )
+    rank = "0"
+    if names:
+        members = ", ".join(sql_str(name) for name in names)
+        rank = f"coalesce(CAST(enum_code(CAST(pump_serial AS ENUM({members}))) AS INTEGER), {len(names)})"
+    names.append(None)
+    big = np.iinfo(np.int64).max
+    reader = con.sql(f"""
+        SELECT CAST(window_index AS INTEGER) AS "window", CAST(file_row_number AS BIGINT) AS "row",
+               CAST({rank} AS INTEGER) AS serial, CAST(coalesce(sequence_group, 0) AS BIGINT) AS "group",
+               sequence_group IS NOT NULL AS group_set, CAST(coalesce(seq_num, {big}) AS BIGINT) AS seq,
+               CAST(coalesce(event_id, {np.iinfo(np.int32).max}) AS INTEGER) AS event_id,
+               coalesce(epoch_us(pump_time), {big}) AS pump_us, coalesce(origin = 'pump-logs', false) AS pumplogs,
+               coalesce(CAST(epoch(pump_time) - epoch({_EPOCH_SQL}) AS BIGINT), 0) AS wall_s,
                CAST(coalesce({change}, 0) AS BIGINT) AS change_s
         FROM windows""")
-    total = con.sql("SELECT count(*) FROM keys").fetchall()[0][0]
-    conflicts = con.sql("""
-        SELECT count(*) FROM (
-            SELECT 1 FROM keys GROUP BY pump_serial, sequence_group, seq_num HAVING count(DISTINCT content) > 1)
-    """).fetchall()[0][0]
-    con.sql("""
-        CREATE TEMP TABLE unique_rows AS
-        SELECT *, row_number() OVER (ORDER BY pump_serial, sequence_group NULLS FIRST, seq_num) AS row_id
-        FROM (
-            SELECT * FROM keys
-            QUALIFY row_number() OVER (
-                PARTITION BY pump_serial, sequence_group, seq_num ORDER BY file_order, file_row_number) = 1)
-        -- The same event saved both as a 26-byte record (no sequence group) and as pump-logs JSON:
-        -- same pump, sequence number, record type and pump time. Keep the pump-logs row.
-        QUALIFY row_number() OVER (
-            PARTITION BY pump_serial, seq_num, event_id, pump_time
-            ORDER BY origin = 'pump-logs' DESC, file_order, file_row_number) = 1""")
-    kept = con.sql("SELECT count(*) FROM unique_rows").fetchall()[0][0]
-    log.info("%d events from %d window(s); %d after de-duplication", total, len(windows), kept)
-    if conflicts:
-        log.warning(
-            "%d event identities appear with different contents in different windows; the first was kept", conflicts
-        )
-    _place_in_time(con, timezone, pump_clock, log)
-    decoded = f"""
-        SELECT {decode.full_select(present)}, p.utc_offset_seconds, p.time_reliable,
-               timezone('UTC', w.pump_time - to_seconds(p.utc_offset_seconds)) AS timestamp
-        FROM windows w
-        JOIN (SELECT filename, file_row_number, row_id FROM unique_rows) u USING (filename, file_row_number)
-        JOIN placed p ON p.row_id = u.row_id
-        ORDER BY u.row_id"""
-    _write_parquet(con, decoded, outputs["decoded"])
-    con.sql(f"CREATE TEMP VIEW decoded AS SELECT * FROM read_parquet({sql_str(outputs['decoded'])})")
-    keys = f"{EVENT_KEY_COLUMNS}, utc_offset_seconds // 60 AS utc_offset_minutes, time_reliable"
-    _write_parquet(con, f"SELECT {keys}, {decode.data_json_expr()} AS data FROM decoded", outputs["events"])
-    _write_parquet(con, f"SELECT {keys}, properties, record FROM decoded", outputs["raw_events"])
-    _write_parquet(
-        con,
-        """SELECT timezone('UTC', c.pump_time_after - to_seconds(d.utc_offset_seconds)) AS timestamp,
-                  c.pump_time_after AS pump_time, c.pump_serial, c.seq_num, c.pump_time_before, c.pump_time_after,
-                  c.change_minutes, c.kind
-           FROM changes c
-           LEFT JOIN (SELECT DISTINCT ON (u.pump_serial, u.seq_num) u.pump_serial, u.seq_num, p.utc_offset_seconds
-                      FROM unique_rows u JOIN placed p ON p.row_id = u.row_id
-                      ORDER BY u.pump_serial, u.seq_num, u.sequence_group NULLS FIRST) d
-           USING (pump_serial, seq_num)
-           ORDER BY timestamp, pump_serial, seq_num""",
-        outputs["clock_changes"],
+    keys = _fetch_numpy(reader, _KEY_DTYPES, total)
+    # The scan returns the windows in list order and each file in row order (insertion order is
+    # preserved); should it ever not, sort here, and do not trust that order when writing.
+    scan_in_order = _increasing([keys["window"], keys["row"]], strict=True)
+    if not scan_in_order:
+        order = np.lexsort((keys["row"], keys["window"]))
+        keys = {k: v[order] for k, v in keys.items()}
+    return keys, names, scan_in_order
+
+
+def _increasing(columns: list[np.ndarray], strict: bool) -> bool:
+    """Whether the rows (tuples of ``columns``, most significant first) are in ascending order."""
+    n = len(columns[0])
+    if n < 2:
+        return True
+    tied = np.ones(n - 1, dtype=bool)  # pairs equal on every column so far
+    for col in columns:
+        a, b = col[:-1], col[1:]
+        if np.any(tied & (b < a)):
+            return False
+        tied &= b == a
+    return not (strict and tied.any())
+
+
+def _identity(keys: dict[str, np.ndarray], idx: np.ndarray | None = None) -> list[np.ndarray]:
+    """Identity columns in event order: pump_serial, sequence_group NULLS FIRST, seq_num."""
+    cols = [keys["serial"], keys["group_set"].astype(np.int8), keys["group"], keys["seq"]]
+    return cols if idx is None else [c[idx] for c in cols]
+
+
+def _runs(sorted_cols: list[np.ndarray]) -> np.ndarray:
+    """Boolean array: True where a row starts a new run of equal tuples."""
+    n = len(sorted_cols[0])
+    start = np.ones(n, dtype=bool)
+    if n > 1:
+        same = np.ones(n - 1, dtype=bool)
+        for col in sorted_cols:
+            same &= col[1:] == col[:-1]
+        start[1:] = ~same
+    return start
+
+
+def _take(values: np.ndarray, kept: np.ndarray | None) -> np.ndarray:
+    """``values`` of the kept rows (``kept`` None: every row, in window order)."""
+    return values if kept is None else values[kept]
+
+
+def _deduplicate(keys: dict[str, np.ndarray]) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
+    """Indices of the rows kept, in event order (None: every row, window order being event order);
+    and the rows of identities seen more than once with an identity number each (for counting
+    conflicts).
+
+    1. One row per identity (pump_serial, sequence_group, seq_num): the first in window order.
+    2. Then one per (pump_serial, seq_num, event_id, pump_time): pump-logs first, then window order.
+    """
+    empty = (np.array([], np.int64), np.array([], np.int64))
+    if _increasing(_identity(keys), strict=True):
+        # Window order is already event order and no identity repeats: nothing to sort.
+        kept, duplicated = None, empty
+    else:
+        order = np.lexsort((keys["row"], keys["window"], *reversed(_identity(keys))))
+        start = _runs(_identity(keys, order))
+        kept = order[start]
+        group = np.cumsum(start) - 1
+        multi = np.bincount(group)[group] > 1
+        duplicated = (order[multi], group[multi])
+        del order, start, group, multi
+    serial, seq = _take(keys["serial"], kept), _take(keys["seq"], kept)
+    if not _increasing([serial, seq], strict=True):
+        if kept is None:
+            kept = np.arange(len(seq), dtype=np.int64)
+        by = [serial, seq, keys["event_id"][kept], keys["pump_us"][kept]]
+        order = np.lexsort((keys["row"][kept], keys["window"][kept], ~keys["pumplogs"][kept], *reversed(by)))
+        start = _runs([c[order] for c in by])
+        kept = kept[np.sort(order[start])]
+    return kept, duplicated
+
+
+def _count_conflicts(con, keys: dict[str, np.ndarray], duplicated: tuple[np.ndarray, np.ndarray]) -> int:
+    """Identities seen more than once whose rows differ in content (record type, time, payload)."""
+    rows, group = duplicated
+    if not len(rows):
+        return 0
+    con.register(
+        "duplicated_rows",
+        {"window_index": keys["window"][rows], "file_row_number": keys["row"][rows], "identity": group},
     )
-    con.close()
-    shutil.rmtree(spill, ignore_errors=True)
+    count = con.sql("""
+        SELECT count(*) FROM (
+            SELECT d.identity FROM windows w JOIN duplicated_rows d USING (window_index, file_row_number)
+            GROUP BY d.identity HAVING count(DISTINCT hash(w.event_id, w.pump_time, w.properties, w.record)) > 1)
+        """).fetchall()[0][0]
+    con.unregister("duplicated_rows")
+    return int(count)
 
 
-def _place_in_time(con, timezone: str, pump_clock: str, log: logging.Logger) -> None:
-    """Create tables ``placed`` (row_id, utc_offset_seconds, time_reliable) and ``changes``."""
+def _place_in_time(keys, kept, serial_names, timezone: str, pump_clock: str, log: logging.Logger):
+    """UTC offsets and reliability of the kept rows (event order), and the clock changes per pump."""
     zone = ZoneInfo(timezone)
-    rows = con.sql(f"""
-        SELECT row_id, pump_serial, seq_num, event_id, change_s,
-               CAST(epoch(pump_time) - epoch(TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}') AS BIGINT) AS wall_s
-        FROM unique_rows ORDER BY row_id""").fetchnumpy()
-    n = len(rows["seq_num"])
+    serials = _take(keys["serial"], kept)
+    n = len(serials)
     offset = np.zeros(n, dtype=np.int64)
     reliable = np.ones(n, dtype=bool)
-    serials = np.asarray(rows["pump_serial"], dtype=object)
-    changes: dict[str, list] = {k: [] for k in ("pump_serial", "seq_num", "before", "after", "minutes", "kind")}
+    seq, wall, event_id, change_s = (_take(keys[k], kept) for k in ("seq", "wall_s", "event_id", "change_s"))
+    changes: list[tuple[int, times.ClockChange]] = []  # (serial rank, change)
     bounds = np.flatnonzero(np.concatenate([[True], serials[1:] != serials[:-1], [True]])) if n else []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
-        serial = serials[lo]
-        result = times.pump_times(
-            rows["seq_num"][lo:hi],
-            rows["wall_s"][lo:hi],
-            rows["event_id"][lo:hi],
-            rows["change_s"][lo:hi],
-            zone,
-            pump_clock,
-        )
+        serial = serial_names[serials[lo]]
+        result = times.pump_times(seq[lo:hi], wall[lo:hi], event_id[lo:hi], change_s[lo:hi], zone, pump_clock)
         offset[lo:hi] = result.offset_s
         reliable[lo:hi] = result.reliable
         for note in result.notes:
@@ -162,13 +470,7 @@ def _place_in_time(con, timezone: str, pump_clock: str, log: logging.Logger) -> 
             log.warning(
                 "pump %s: %d event(s) without a reliable time are left out of the analysis tables", serial, unreliable
             )
-        for c in result.changes:
-            changes["pump_serial"].append(serial)
-            changes["seq_num"].append(c.seq_num)
-            changes["before"].append(c.before_s)
-            changes["after"].append(c.after_s)
-            changes["minutes"].append(c.change_s / 60)
-            changes["kind"].append(c.kind)
+        changes.extend((int(serials[lo]), c) for c in result.changes)
         log.info(
             "pump %s: times read with pump_clock %s in %s; %d clock change(s)",
             serial,
@@ -176,30 +478,201 @@ def _place_in_time(con, timezone: str, pump_clock: str, log: logging.Logger) -> 
             timezone,
             len(result.changes),
         )
-    placed = pa.table(
-        {"row_id": np.asarray(rows["row_id"], dtype=np.int64), "utc_offset_seconds": offset, "time_reliable": reliable}
+    return offset, reliable, changes
+
+
+#: Most changes of placement inside windows that :func:`_placed_view_sql` writes as expressions;
+#: beyond that, the windows are joined to the placement table.
+MAX_INNER_RUNS = 256
+
+
+def _attribute_sql(values: np.ndarray, starts: np.ndarray, sql_type: str, literal) -> str | None:
+    """SQL of a per-row attribute (``values``, one per window row, windows one after another) from
+    ``window_index`` and ``file_row_number``: a list of per-window values, and a CASE on the row
+    number for the windows in which the value changes.  None when it changes too often."""
+    total, nwin = len(values), len(starts) - 1
+    change = np.flatnonzero(values[1:] != values[:-1]) + 1 if total > 1 else np.array([], np.int64)
+    inner = change[~np.isin(change, starts)]
+    if len(inner) > MAX_INNER_RUNS:
+        return None
+    first = [values[starts[k]] if starts[k] < starts[k + 1] else values[0] if total else 0 for k in range(nwin)]
+    if len(set(first)) <= 1 and not len(inner):
+        return f"CAST({literal(first[0] if first else 0)} AS {sql_type})"
+    base = f"CAST([{', '.join(literal(v) for v in first)}] AS {sql_type}[])[window_index + 1]"
+    if not len(inner):
+        return base
+    whens = []
+    owner = np.searchsorted(starts, inner, side="right") - 1
+    for k in np.unique(owner).tolist():
+        points = inner[owner == k]
+        parts = [f"WHEN file_row_number < {int(points[0] - starts[k])} THEN {literal(first[k])}"]
+        parts += [
+            f"WHEN file_row_number < {int(b - starts[k])} THEN {literal(values[a])}"
+            for a, b in zip(points[:-1], points[1:], strict=True)
+        ]
+        whens.append(f"WHEN {k} THEN CAST(CASE {' '.join(parts)} ELSE {literal(values[points[-1]])} END AS {sql_type})")
+    return f"CASE window_index {' '.join(whens)} ELSE {base} END"
+
+
+def _sql_int(v) -> str:
+    return str(int(v))
+
+
+def _sql_bool(v) -> str:
+    return "true" if v else "false"
+
+
+def _placed_view_sql(
+    counts: list[int],
+    placement: dict[str, np.ndarray],
+    placement_sql: str,
+    ordered: bool,
+    scan_in_order: bool = True,
+) -> tuple[str, str]:
+    """The SELECT of a view over the view ``windows``: the kept window rows with
+    ``utc_offset_seconds``, ``time_reliable`` and ``timestamp`` (the instant, UTC); and, with
+    ``ordered``, the ORDER BY clause that puts its rows in event order ("" when the windows are read
+    in event order already).
+
+    ``placement`` holds the placement table's columns (event order); ``counts`` the rows of each
+    window.  When the placement changes only at few rows of the windows (the usual history:
+    disjoint windows, a clock change now and then), it becomes expressions of the window and row
+    number, so the windows are scanned without a join, in window order; otherwise the windows are
+    joined to ``placement_sql`` (window_index, file_row_number, utc_offset_seconds, time_reliable,
+    and with ``ordered`` ``position``, the row's place in event order, which the view then has).
+    """
+    window, row = placement["window_index"], placement["file_row_number"]
+    starts = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
+    total = int(starts[-1])
+    exprs = None
+    in_order = scan_in_order and _increasing([window, row], strict=True)  # window order is event order
+    if total and in_order and len(window) == total:
+        # Every window row is kept, in window order: the placement is already one value per row.
+        exprs = (
+            "CAST(true AS BOOLEAN)",
+            _attribute_sql(placement["utc_offset_seconds"], starts, "BIGINT", _sql_int),
+            _attribute_sql(placement["time_reliable"], starts, "BOOLEAN", _sql_bool),
+        )
+    elif total:
+        pos = starts[window] + row  # each kept row's place among all window rows
+        kept = np.zeros(total, dtype=bool)
+        kept[pos] = True
+        # A row not kept takes the placement of the kept row before it, so that it adds no change.
+        before = np.zeros(total, dtype=np.int64)
+        before[pos] = np.arange(len(pos), dtype=np.int64)
+        if not kept.all():
+            last = np.where(kept, np.arange(total), 0)
+            np.maximum.accumulate(last, out=last)
+            before = before[last]
+        exprs = (
+            _attribute_sql(kept, starts, "BOOLEAN", _sql_bool),
+            _attribute_sql(placement["utc_offset_seconds"][before], starts, "BIGINT", _sql_int),
+            _attribute_sql(placement["time_reliable"][before], starts, "BOOLEAN", _sql_bool),
+        )
+    if exprs is not None and None not in exprs and (in_order or not ordered):
+        keep, off, rel = exprs
+        where = "" if keep == "CAST(true AS BOOLEAN)" else f" WHERE {keep}"
+        logging.getLogger(__name__).debug("placement as expressions (%d characters)", len(keep + off + rel))
+        return (
+            f"""SELECT * EXCLUDE (window_index, file_row_number),
+                   timezone('UTC', pump_time - to_seconds(utc_offset_seconds)) AS timestamp
+            FROM (SELECT *, {off} AS utc_offset_seconds, {rel} AS time_reliable FROM windows{where})""",
+            "",
+        )
+    logging.getLogger(__name__).debug("windows joined to the placement%s", ", sorted" if ordered else "")
+    # A hash join keeps the order of neither side: sort whenever the order matters.
+    return (
+        f"""SELECT w.* EXCLUDE (window_index, file_row_number), p.utc_offset_seconds, p.time_reliable,
+               timezone('UTC', w.pump_time - to_seconds(p.utc_offset_seconds)) AS timestamp{", p.position" if ordered else ""}
+        FROM windows w JOIN ({placement_sql}) p USING (window_index, file_row_number)""",
+        " ORDER BY position" if ordered else "",
     )
-    con.register("placed_arrow", placed)
-    con.sql("CREATE TEMP TABLE placed AS SELECT * FROM placed_arrow")
+
+
+def _write_event_tables(
+    windows: list[str],
+    present: set[str],
+    counts: list[int],
+    placement: dict[str, np.ndarray],
+    outputs: dict[str, str],
+    scan_in_order: bool,
+) -> None:
+    """events and raw_events, streamed from the windows in event order (sorted only when window
+    order is not event order, or the windows were not scanned in window order), each by its own
+    single-threaded writer, both at once."""
+    rows = {**placement, "position": np.arange(len(placement["window_index"]), dtype=np.int64)}
+    view, order = _placed_view_sql(counts, placement, "SELECT * FROM placement_rows", True, scan_in_order)
+
+    def setup(c) -> None:
+        _create_windows_view(c, windows, present)
+        c.register("placement_rows", rows)
+        c.sql(f"CREATE OR REPLACE TEMP VIEW placed AS {view}")
+
+    keys_sql = f"{EVENT_KEY_COLUMNS}, utc_offset_seconds // 60 AS utc_offset_minutes, time_reliable"
+    selects = {
+        "events": f"SELECT {keys_sql}, {decode.data_json_expr()} AS data FROM placed{order}",
+        "raw_events": f"SELECT {keys_sql}, properties, record FROM placed{order}",
+    }
+    with _writers(len(selects), outputs["events"], setup) as writers:
+        _run_concurrently(
+            writers,
+            [(name, ()) for name in selects],
+            lambda w, name: _write_parquet(w.con, selects[name], outputs[name]),
+        )
+
+
+def _change_offsets(keys, kept, offset, changes) -> list[int | None]:
+    """The UTC offset of each clock change's own record: the kept row of its pump and sequence
+    number, the one with the lowest sequence_group (NULL first) when there are several."""
+    if not changes:
+        return []
+    serial, seq = _take(keys["serial"], kept), _take(keys["seq"], kept)
+    group_set, group = _take(keys["group_set"], kept), _take(keys["group"], kept)
+    wanted = {(s, c.seq_num) for s, c in changes}
+    best: dict[tuple[int, int], tuple[tuple[int, int], int]] = {}
+    for i in np.flatnonzero(np.isin(seq, np.array(sorted({c.seq_num for _, c in changes}), dtype=np.int64))).tolist():
+        key = (int(serial[i]), int(seq[i]))
+        if key not in wanted:
+            continue
+        rank = (int(group_set[i]), int(group[i]))
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, int(offset[i]))
+    return [best[(s, c.seq_num)][1] if (s, c.seq_num) in best else None for s, c in changes]
+
+
+def _write_clock_changes(con, changes, change_offsets, serial_names, path: str) -> None:
+    """clock_changes: each change with the UTC offset of its record, ordered by time."""
+    found = [o is not None for o in change_offsets]
     con.register(
-        "changes_arrow",
-        pa.table(
-            {
-                "pump_serial": pa.array(changes["pump_serial"], pa.string()),
-                "seq_num": pa.array(changes["seq_num"], pa.int64()),
-                "before_s": pa.array(changes["before"], pa.int64()),
-                "after_s": pa.array(changes["after"], pa.int64()),
-                "change_minutes": pa.array(changes["minutes"], pa.float64()),
-                "kind": pa.array(changes["kind"], pa.string()),
-            }
-        ),
+        "changes_rows",
+        {
+            "pump_serial": np.array([serial_names[s] for s, _ in changes], dtype=object),
+            "seq_num": np.array([c.seq_num for _, c in changes], dtype=np.int64),
+            "before_s": np.array([c.before_s for _, c in changes], dtype=np.int64),
+            "after_s": np.array([c.after_s for _, c in changes], dtype=np.int64),
+            "change_minutes": np.array([c.change_s / 60 for _, c in changes], dtype=np.float64),
+            "kind": np.array([c.kind for _, c in changes], dtype=object),
+            "offset_s": np.array([o or 0 for o in change_offsets], dtype=np.int64),
+            "found": np.array(found, dtype=bool),
+        },
     )
-    epoch = f"TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}'"
-    con.sql(f"""
-        CREATE TEMP TABLE changes AS
-        SELECT pump_serial, seq_num, {epoch} + to_seconds(before_s) AS pump_time_before,
-               {epoch} + to_seconds(after_s) AS pump_time_after, change_minutes, kind
-        FROM changes_arrow""")
+    _write_parquet(
+        con,
+        f"""SELECT timezone('UTC', pump_time_after - to_seconds(utc_offset_seconds)) AS timestamp,
+                  pump_time_after AS pump_time, pump_serial, seq_num, pump_time_before, pump_time_after,
+                  change_minutes, kind
+           FROM (SELECT CAST(pump_serial AS VARCHAR) AS pump_serial, seq_num,
+                        {_EPOCH_SQL} + to_seconds(before_s) AS pump_time_before,
+                        {_EPOCH_SQL} + to_seconds(after_s) AS pump_time_after, change_minutes,
+                        CAST(kind AS VARCHAR) AS kind, CASE WHEN found THEN offset_s END AS utc_offset_seconds
+                 FROM changes_rows)
+           ORDER BY timestamp, pump_serial, seq_num""",
+        path,
+    )
+    con.unregister("changes_rows")
+
+
+# --- derived tables -------------------------------------------------------------------------------
 
 
 def table_sql(name: str) -> str:
@@ -207,33 +680,128 @@ def table_sql(name: str) -> str:
     return resources.files(__package__).joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
 
 
+def _reads(sql: str, other: str) -> bool:
+    return re.search(rf"\b(FROM|JOIN)\s+{other}\b", sql, re.IGNORECASE) is not None
+
+
+def _table_names() -> list[str]:
+    return sorted(p.name.removesuffix(".sql") for p in resources.files(__package__).joinpath("sql").iterdir())
+
+
 def _create_table_views(con, sql: str, own: str, done: set[str]) -> None:
     """A view for each other derived table that ``sql`` reads (``FROM``/``JOIN`` its name), built by
     that table's own SQL from ``decoded``; the tables those views read are created first."""
-    for path in sorted(resources.files(__package__).joinpath("sql").iterdir(), key=lambda p: p.name):
-        other = path.name.removesuffix(".sql")
-        if other == own or other in done or not re.search(rf"\b(FROM|JOIN)\s+{other}\b", sql, re.IGNORECASE):
+    for other in _table_names():
+        if other == own or other in done or not _reads(sql, other):
             continue
         done.add(other)
         text = table_sql(other)
         _create_table_views(con, text, other, done)
-        con.sql(f"CREATE VIEW {other} AS {text}")
+        con.sql(f"CREATE OR REPLACE TEMP VIEW {other} AS {text}")
+
+
+def placement_windows(decoded: str) -> list[str]:
+    """The windows a placement table (the ``decoded`` output of :func:`build_events`) indexes."""
+    con = connect()
+    try:
+        meta = con.sql(
+            f"SELECT value FROM parquet_kv_metadata({sql_str(str(decoded))}) WHERE key = {sql_str(WINDOWS_KEY)}"
+        ).fetchall()
+    finally:
+        con.close()
+    if not meta:
+        raise ValueError(f"{decoded}: not a placement table written by build_events (no window list)")
+    return [entry[0] for entry in json.loads(meta[0][0])]
+
+
+def _decoded_view_setup(con, windows: list[str], decoded: str):
+    """A function creating the view ``decoded`` (see :func:`decoded_view`) in a connection; the
+    checks, the schema of the windows and the placement are read once, here, with ``con``."""
+    windows = [str(w) for w in windows]
+    source = f"read_parquet({sql_str(str(decoded))})"
+    meta = con.sql(
+        f"SELECT value FROM parquet_kv_metadata({sql_str(str(decoded))}) WHERE key = {sql_str(WINDOWS_KEY)}"
+    ).fetchall()
+    fingerprint = _window_fingerprint(con, windows)
+    if not meta or json.loads(meta[0][0]) != fingerprint:
+        raise ValueError(
+            f"{decoded} was not built from these {len(windows)} window(s) (another list, or windows changed since); "
+            "build the events table again"
+        )
+    present = _create_windows_view(con, windows)
+    dtypes = {
+        "window_index": np.int32,
+        "file_row_number": np.int64,
+        "utc_offset_seconds": np.int64,
+        "time_reliable": np.bool_,
+    }
+    count = con.sql(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    placement = _fetch_numpy(con.sql(f"SELECT {', '.join(PLACEMENT_COLUMNS)} FROM {source}"), dtypes, count)
+    view, _ = _placed_view_sql([f[1] for f in fingerprint], placement, f"SELECT * FROM {source}", ordered=False)
+
+    def setup(c) -> None:
+        _create_windows_view(c, windows, present)
+        c.sql(f"CREATE OR REPLACE TEMP VIEW decoded AS {view}")
+
+    return setup
+
+
+def decoded_view(con, windows: list[str], decoded: str) -> None:
+    """Create the view ``decoded``: every kept event with every decoded column, ``utc_offset_seconds``,
+    ``time_reliable`` and ``timestamp`` (the instant, UTC), from the windows placed by the placement
+    table ``decoded`` (see :func:`_placed_view_sql`; rows in no particular order).
+
+    The windows must be those the placement table was built from (path, rows and size of each, as
+    recorded in its metadata), else ValueError.
+    """
+    _decoded_view_setup(con, windows, decoded)(con)
+
+
+def build_tables(windows: list[str], decoded: str, outputs: dict[str, str], log: logging.Logger) -> None:
+    """Build every derived table named in ``outputs`` (name -> Parquet path) in one process.
+
+    Each table's SQL (``sql/<name>.sql``) reads the view ``decoded`` (:func:`decoded_view`): the
+    windows placed by the placement table that :func:`build_events` wrote.  Each event carries
+    ``utc_offset_seconds`` (pump clock minus UTC, from the time model) and ``time_reliable``;
+    analysis tables keep only reliable events, and times a table computes itself (the CGM EGV
+    time) use the offset of the record that logged them.  A table built on other derived tables
+    (daily_summary) reads those written in this call from their files, and computes any other as a
+    view by its own SQL file.  Two single-threaded writers (see :class:`_Writer`) build the tables
+    side by side; every file is written atomically.
+    """
+    known = _table_names()
+    unknown = sorted(set(outputs) - set(known))
+    if unknown:
+        raise ValueError(f"no SQL for table(s) {', '.join(unknown)}")
+    beside = next(iter(outputs.values()), decoded)
+    con = connect()
+    spill = _session(con, beside)
+    try:
+        setup = _decoded_view_setup(con, windows, decoded)
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    # A table read by others goes first; a table waits for the tables it reads.
+    needs = {name: [o for o in outputs if o != name and _reads(table_sql(name), o)] for name in outputs}
+    wanted = {o for n in needs.values() for o in n}
+    jobs = sorted(((name, needs[name]) for name in outputs), key=lambda job: job[0] not in wanted)
+    rows: dict[str, int] = {}
+
+    def run(writer: _Writer, name: str) -> None:
+        sql = table_sql(name)
+        for other in needs[name]:
+            writer.con.sql(
+                f"CREATE OR REPLACE TEMP VIEW {other} AS SELECT * FROM read_parquet({sql_str(outputs[other])})"
+            )
+        _create_table_views(writer.con, sql, name, set(needs[name]))
+        rows[name] = _write_parquet(writer.con, sql, outputs[name])
+
+    with _writers(2, beside, setup) as writers:
+        _run_concurrently(writers, jobs, run)
+    for name in outputs:
+        log.info("%s: %d rows", name, rows[name])
 
 
 def build_table(name: str, decoded: str, out: str, log: logging.Logger) -> None:
-    """Build derived table ``name`` from the decoded events; its SQL reads the view ``decoded``.
-
-    Each event carries ``utc_offset_seconds`` (pump clock minus UTC, from the time model) and
-    ``time_reliable``; analysis tables keep only reliable events, and times a table computes
-    itself (the CGM EGV time) use the offset of the record that logged them.  A table built on
-    other derived tables (daily_summary) reads them as views computed by their own SQL files.
-    """
-    con = connect()
-    con.sql("SET threads = 2")
-    con.sql(f"CREATE VIEW decoded AS SELECT * FROM read_parquet({sql_str(str(Path(decoded)))})")
-    _create_table_views(con, table_sql(name), name, set())
-    con.sql(f"CREATE TEMP TABLE result AS {table_sql(name)}")
-    rows = con.sql("SELECT count(*) FROM result").fetchall()[0][0]
-    _write_parquet(con, "SELECT * FROM result", out)
-    log.info("%s: %d rows", name, rows)
-    con.close()
+    """Build one derived table (see :func:`build_tables`); the windows are those ``decoded`` indexes."""
+    build_tables(placement_windows(decoded), decoded, {name: out}, log)

@@ -103,7 +103,7 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
     n = len(seq)
     seq = np.asarray(seq, dtype=np.int64)
     wall = np.asarray(wall, dtype=np.int64)
-    event_id = np.asarray(event_id, dtype=np.int64)
+    event_id = np.asarray(event_id)
     delta = np.where(np.isin(event_id, CLOCK_EVENT_IDS), np.asarray(change_s, dtype=np.int64), 0)
     result = PumpTimes(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool), _changes(seq, wall, event_id, delta))
     if n == 0:
@@ -112,24 +112,27 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
         result.offset_s = _follows_zone(wall, zone)
         return result
 
-    # Unrecorded backward jumps of more than a day: the clock restarted.
+    # Unrecorded backward jumps of more than a day: the clock restarted.  For consecutive normal
+    # records a < b, the recorded changes between them sum to suffix[a] - suffix[b] (suffix[i] = sum
+    # of delta[i:]; delta[a] = 0), so the jump they leave unexplained is v[b] - v[a], v = wall + suffix.
     is_change = delta != 0
-    normal = np.flatnonzero(~is_change)
-    suffix = np.concatenate([np.cumsum(delta[::-1])[::-1], [0]])  # suffix[i] = sum of delta[i:]
+    recorded = bool(is_change.any())
+    if recorded:
+        normal = np.flatnonzero(~is_change)
+        v = wall[normal] + np.cumsum(delta[::-1])[::-1][normal]
+        pairs = [(int(normal[k]), int(normal[k + 1])) for k in np.flatnonzero(np.diff(v) < -DAY)]
+        del normal, v
+    else:
+        pairs = [(int(k), int(k) + 1) for k in np.flatnonzero(np.diff(wall) < -DAY)]
     resets = []  # (jump index, previous normal index, first plausible index or None, correction indices)
-    for k in range(1, len(normal)):
-        a, b = normal[k - 1], normal[k]
-        explained = suffix[a + 1] - suffix[b]  # recorded changes between a and b
-        if wall[b] - wall[a] - explained < -DAY:
-            corrections, plausible = [], None
-            for j in range(b + 1, n):
-                if is_change[j]:
-                    corrections.append(j)
-                elif wall[j] >= wall[a] - DAY:
-                    plausible = j
-                    break
-            resets.append((b, a, plausible, corrections))
-    implicit = np.zeros(n, dtype=np.int64)
+    for a, b in pairs:
+        # The first normal record after b that is plausible again; the changes before it correct the reset.
+        later = np.flatnonzero(~is_change[b + 1 :] & (wall[b + 1 :] >= wall[a] - DAY))
+        plausible = b + 1 + int(later[0]) if later.size else None
+        stop = plausible if plausible is not None else n
+        corrections = (b + 1 + np.flatnonzero(is_change[b + 1 : stop])).tolist()
+        resets.append((b, a, plausible, corrections))
+    implicit = np.zeros(n, dtype=np.int64) if resets else None
     for b, a, plausible, corrections in resets:
         implicit[b] = -int(delta[corrections].sum()) if plausible is not None else 0
         for c in result.changes:
@@ -145,11 +148,18 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
     result.changes.sort(key=lambda c: c.seq_num)
 
     # A change at index c applies to the records before it: offset_before = offset_after - delta.
-    total = delta + implicit
-    after = np.concatenate([np.cumsum(total[::-1])[::-1][1:], [0]])  # sum of total[i+1:]
     anchor = int(np.flatnonzero(result.reliable)[-1]) if result.reliable.any() else n - 1
     anchor_offset = zone_offset_s(zone, int(wall[anchor]))
-    result.offset_s = anchor_offset - (after - after[anchor])
+    if recorded or resets:
+        total = delta + implicit if implicit is not None else delta
+        after = np.cumsum(total[::-1])[::-1]
+        after -= total  # sum of total[i+1:]
+        after -= after[anchor]
+        result.offset_s = anchor_offset - after
+        del total, after
+    else:
+        result.offset_s = np.full(n, anchor_offset, dtype=np.int64)
+    del delta
 
     utc = wall - result.offset_s
     for b, a, plausible, _ in resets:
@@ -164,7 +174,7 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
                 "between their neighbours once corrected; left out of the analysis tables"
             )
     if not any(c.kind in ("zone", "reset") for c in result.changes):
-        note = _never_changed_note(zone, utc[result.reliable], anchor_offset)
+        note = _never_changed_note(zone, utc if result.reliable.all() else utc[result.reliable], anchor_offset)
         if note:
             result.notes.append(note)
     return result

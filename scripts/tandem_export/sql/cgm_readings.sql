@@ -22,6 +22,18 @@ WITH r AS (
         coalesce(list_contains(cgm_data_type, 'backfill'), false) AS backfill
     FROM decoded
     WHERE event_id IN (256, 399, 372, 480) AND time_reliable
+),
+-- A measurement logged more than once (same pump, sensor and measured time) is kept once, from the
+-- record with the lowest sequence number. Only the few repeated measurements are ranked; the rest
+-- pass through (the same rows as ranking every measurement, without a hash table of all of them).
+repeated AS (
+    SELECT pump_serial, sensor, measured_pump_time FROM r GROUP BY ALL HAVING count(*) > 1
+),
+kept AS (
+    SELECT * FROM r ANTI JOIN repeated USING (pump_serial, sensor, measured_pump_time)
+    UNION ALL
+    SELECT * FROM (SELECT * FROM r SEMI JOIN repeated USING (pump_serial, sensor, measured_pump_time))
+    QUALIFY row_number() OVER (PARTITION BY pump_serial, sensor, measured_pump_time ORDER BY seq_num) = 1
 )
 SELECT
     timezone('UTC', measured_pump_time - to_seconds(utc_offset_seconds)) AS timestamp,
@@ -35,6 +47,5 @@ SELECT
     pump_serial,
     seq_num,
     logged_pump_time
-FROM r
-QUALIFY row_number() OVER (PARTITION BY pump_serial, sensor, measured_pump_time ORDER BY seq_num) = 1
+FROM kept
 ORDER BY timestamp, pump_serial, seq_num
