@@ -21,3 +21,17 @@ rule all:
     default_target: True
     input:
         all_exports(),
+
+
+onerror:
+    # With an accounts sheet, name every account that did not complete and its first error; the
+    # other accounts' jobs have run to the end (profiles/default sets keep-going).
+    if SHEET:
+        lines = failed_accounts()
+        if lines:
+            print(
+                f"{len(lines)} of {len(ACCOUNTS)} accounts did not complete:",
+                *lines,
+                sep="\n",
+                file=sys.stderr,
+            )

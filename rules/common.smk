@@ -1,23 +1,34 @@
-# Shared helpers: configuration checks, the raw-store plan, wildcard constraints, target lists.
-import json
+# Shared helpers: configuration checks, the accounts, the raw-store plan, wildcard constraints,
+# target lists. Every path of an account's own files carries the prefix {acct}: empty for the
+# single-account setup (data/tables/..., exports/...), "<id>/" for an accounts-sheet row
+# (data/<id>/tables/..., exports/<id>/...).
+import re
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from tandem_export import config as cfg  # noqa: E402
 
+RUN_STARTED = time.time()
 SETTINGS = cfg.check_or_exit(config, workflow.basedir)
 if SETTINGS.notice:
     print(f"Notice: {SETTINGS.notice}", file=sys.stderr)
 cfg.validate_or_exit(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+ACCOUNTS = cfg.accounts_or_exit(
+    config, SETTINGS, workflow.basedir
+)  # {prefix: Settings}
+SHEET = any(ACCOUNTS)  # True with an accounts sheet
 TABLES = cfg.TABLES
 FORMATS = cfg.FORMATS
-RAW = SETTINGS.raw_files  # {(store, window): RawFile}
+RAW = (
+    SETTINGS.raw_files
+)  # {(store, window): RawFile}; demo and file sources (single account)
 
 
 wildcard_constraints:
-    store=r"[A-Za-z0-9][A-Za-z0-9-]*",
+    acct="(?:" + "|".join(re.escape(p) for p in ACCOUNTS) + ")",
     window=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     table="|".join(TABLES),
     derived="|".join(cfg.DERIVED_TABLES),
@@ -26,35 +37,71 @@ wildcard_constraints:
     end=r"\d{4}-\d{2}-\d{2}",
 
 
-def raw_path(wildcards):
-    """The raw-store file of one (store, window); fetched windows are JSON."""
-    key = (wildcards.store, wildcards.window)
-    return RAW[key].path if key in RAW else f"data/raw/{key[0]}/{key[1]}.json"
+def account(wildcards):
+    """The Settings of the account a job works for."""
+    return ACCOUNTS[wildcards.acct]
 
 
-def pump_serial_of(wildcards):
-    """The serial for the events of one raw window (a fetched window's store is its serial)."""
-    key = (wildcards.store, wildcards.window)
-    return RAW[key].pump_serial if key in RAW else wildcards.store
+def normalize_inputs(wildcards):
+    """What one account's normalise job reads: the fetch manifest, or the raw-store files."""
+    if account(wildcards).source == "tandem":
+        return [f"data/{wildcards.acct}fetch/manifest.json"]
+    return [RAW[key].path for key in sorted(RAW)]
 
 
-def label_of(wildcards):
-    """How messages name a raw window: the user's own file for the file source."""
-    key = (wildcards.store, wildcards.window)
-    return RAW[key].origin if key in RAW and RAW[key].origin else raw_path(wildcards)
+def raw_windows(wildcards):
+    """(store, window, raw path, pump serial, label) of every raw file of the demo or file source."""
+    if account(wildcards).source == "tandem":
+        return []
+    return [
+        (
+            store,
+            window,
+            RAW[(store, window)].path,
+            RAW[(store, window)].pump_serial,
+            RAW[(store, window)].origin,
+        )
+        for store, window in sorted(RAW)
+    ]
 
 
-def normalized_files(wildcards):
-    """Every normalised window, in a fixed order; for tandem, those the fetch listed."""
-    if SETTINGS.source == "tandem":
-        manifest = json.loads(Path(checkpoints.fetch.get().output[0]).read_text())
-        keys = [(p["serial"], w) for p in manifest["pumps"] for w in p["windows"]]
-    else:
-        keys = sorted(RAW)
-    return [f"data/normalized/{store}/{window}.parquet" for store, window in keys]
+def account_exports(prefix):
+    """exports/{prefix}{table}.{fmt} for every table and format, and the account's DuckDB database."""
+    tables = expand(
+        "exports/{prefix}{table}.{fmt}", prefix=prefix, table=TABLES, fmt=FORMATS
+    )
+    return tables + [f"exports/{prefix}{cfg.DATABASE}"]
 
 
 def all_exports():
-    """exports/{table}.{fmt} for every table and format, and the DuckDB database (rule all)."""
-    tables = expand("exports/{table}.{fmt}", table=TABLES, fmt=FORMATS)
-    return tables + [f"exports/{cfg.DATABASE}"]
+    """Every account's exports, and with a sheet and combined_exports the combined ones (rule all)."""
+    out = [path for prefix in ACCOUNTS for path in account_exports(prefix)]
+    if SHEET and config.get("combined_exports", True):
+        out += expand(
+            "exports/{combined}/{table}.{fmt}",
+            combined=cfg.COMBINED,
+            table=TABLES,
+            fmt=FORMATS,
+        )
+    return out
+
+
+def failed_accounts():
+    """Lines naming each sheet account whose job logs of this run hold an error, with the first error."""
+    lines = []
+    for prefix, settings in ACCOUNTS.items():
+        folder = Path("logs") / prefix
+        if not prefix or not folder.is_dir():
+            continue
+        for log in sorted(folder.rglob("*.log")):
+            if log.stat().st_mtime < RUN_STARTED:
+                continue
+            errors = [
+                line
+                for line in log.read_text(errors="replace").splitlines()
+                if "ERROR:" in line
+            ]
+            if errors:
+                lines.append(f"  {settings.account}: {errors[0].strip()} (log: {log})")
+                break
+    return lines

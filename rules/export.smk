@@ -1,53 +1,96 @@
 # Exports: DuckDB COPY of one table for one date range, written to a temp file then renamed;
-# and every table in one DuckDB database file.
+# every table in one DuckDB database file; with an accounts sheet, every account's rows together.
 
 
 rule export_range:
     input:
-        "data/tables/{table}.parquet",
+        "data/{acct}tables/{table}.parquet",
     output:
-        "exports/{table}_{start}_{end}.{fmt}",
+        "exports/{acct}{table}_{start}_{end}.{fmt}",
     log:
-        "logs/export/{table}_{start}_{end}.{fmt}.log",
+        "logs/{acct}export/{table}_{start}_{end}.{fmt}.log",
     conda:
         "../envs/tandem.yaml"
     params:
         start=lambda wc: cfg.check_date_or_exit("start (in the file name)", wc.start),
         end=lambda wc: cfg.check_range_or_exit(wc.start, wc.end),
-        source=SETTINGS.source_label,
+        source=lambda wc: account(wc).source_label,
     script:
         "../scripts/export_table.py"
 
 
 rule export:
+    # Both formats of a table in one job: the configured range of a table is exported as a pair.
     input:
-        "data/tables/{table}.parquet",
+        "data/{acct}tables/{table}.parquet",
     output:
-        "exports/{table}.{fmt}",
+        parquet="exports/{acct}{table}.parquet",
+        csv="exports/{acct}{table}.csv",
     log:
-        "logs/export/{table}.{fmt}.log",
+        "logs/{acct}export/{table}.log",
     conda:
         "../envs/tandem.yaml"
     params:
         start=SETTINGS.start,
         end=SETTINGS.end,
-        source=SETTINGS.source_label,
+        source=lambda wc: account(wc).source_label,
     script:
         "../scripts/export_table.py"
+
+
+if SHEET:
+    # Every account's rows in one file, with an account column first.
+
+    rule export_combined_range:
+        input:
+            [f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS if prefix],
+        output:
+            f"exports/{cfg.COMBINED}/{{table}}_{{start}}_{{end}}.{{fmt}}",
+        log:
+            f"logs/{cfg.COMBINED}/export/{{table}}_{{start}}_{{end}}.{{fmt}}.log",
+        conda:
+            "../envs/tandem.yaml"
+        params:
+            start=lambda wc: cfg.check_date_or_exit(
+                "start (in the file name)", wc.start
+            ),
+            end=lambda wc: cfg.check_range_or_exit(wc.start, wc.end),
+            source=f"tandem ({cfg.COMBINED}: every account)",
+            accounts=[s.account for s in ACCOUNTS.values() if s.account],
+        script:
+            "../scripts/export_table.py"
+
+    rule export_combined:
+        input:
+            [f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS if prefix],
+        output:
+            parquet=f"exports/{cfg.COMBINED}/{{table}}.parquet",
+            csv=f"exports/{cfg.COMBINED}/{{table}}.csv",
+        log:
+            f"logs/{cfg.COMBINED}/export/{{table}}.log",
+        conda:
+            "../envs/tandem.yaml"
+        params:
+            start=SETTINGS.start,
+            end=SETTINGS.end,
+            source=f"tandem ({cfg.COMBINED}: every account)",
+            accounts=[s.account for s in ACCOUNTS.values() if s.account],
+        script:
+            "../scripts/export_table.py"
 
 
 rule database:
     # Every table, all rows (never the date range), in one DuckDB file for SQL users.
     input:
-        expand("data/tables/{table}.parquet", table=TABLES),
+        expand("data/{{acct}}tables/{table}.parquet", table=TABLES),
     output:
-        f"exports/{cfg.DATABASE}",
+        f"exports/{{acct}}{cfg.DATABASE}",
     log:
-        f"logs/export/{cfg.DATABASE}.log",
+        f"logs/{{acct}}export/{cfg.DATABASE}.log",
     conda:
         "../envs/tandem.yaml"
     params:
-        source=SETTINGS.source_label,
+        source=lambda wc: account(wc).source_label,
     script:
         "../scripts/export_database.py"
 
@@ -59,10 +102,12 @@ rule unknown_export:
     log:
         "logs/export/unknown/{anything}.log",
     wildcard_constraints:
-        anything=cfg.NOT_AN_EXPORT_REGEX,
+        anything=cfg.not_an_export_regex(list(ACCOUNTS)),
     conda:
         "../envs/tandem.yaml"
     params:
-        why=lambda wc: cfg.unknown_target_or_exit(wc.anything),
+        why=lambda wc: cfg.unknown_target_or_exit(
+            wc.anything, [s.account for s in ACCOUNTS.values()]
+        ),
     shell:
         "false"

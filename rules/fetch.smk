@@ -1,29 +1,35 @@
-# Fetch from Tandem Source (source: tandem): a checkpoint, because the windows to decode are known
-# only once the pump list has been read. Raw windows are written beside, never as declared
-# outputs, so Snakemake never deletes fetched data, even when a fetch fails.
+# Fetch from Tandem Source (source: tandem): one job per account brings its raw store up to date
+# and lists the windows in a manifest. Raw windows are written beside it, never as declared
+# outputs, so Snakemake never deletes fetched data, even when a fetch fails. Each fetch holds one
+# unit of the tandem_api resource: `--resources tandem_api=N` caps how many accounts fetch at once.
 
 
-checkpoint fetch:
+rule fetch:
     output:
-        "data/fetch/manifest.json",
+        "data/{acct}fetch/manifest.json",
     log:
-        "logs/fetch/tandem.log",
+        "logs/{acct}fetch/tandem.log",
     conda:
         "../envs/tandem.yaml"
     resources:
         tandem_api=1,
     params:
         # Changes on every invocation while the range is open, so each run asks for new data.
-        check=SETTINGS.fetch_check,
-        pump_serial=SETTINGS.pump_serial,
-        start=SETTINGS.start,
-        end=SETTINGS.end,
-        region=SETTINGS.region,
-        api=SETTINGS.tandem_api,
-        refetch_days=SETTINGS.fetch["refetch_days"],
-        retries=SETTINGS.fetch["retries"],
-        backoff_seconds=SETTINGS.fetch["backoff_seconds"],
-        timeout_seconds=SETTINGS.fetch["timeout_seconds"],
-        token_cache=SETTINGS.fetch["token_cache"],
+        check=lambda wc: account(wc).fetch_check,
+        raw_root=lambda wc: f"data/{wc.acct}raw",
+        account=lambda wc: account(wc).account,
+        credentials_file=lambda wc: account(wc).credentials_file,
+        email_env=lambda wc: account(wc).email_env,
+        password_env=lambda wc: account(wc).password_env,
+        pump_serial=lambda wc: account(wc).pump_serial,
+        start=lambda wc: account(wc).start,
+        end=lambda wc: account(wc).end,
+        region=lambda wc: account(wc).region,
+        api=lambda wc: account(wc).tandem_api,
+        refetch_days=lambda wc: account(wc).fetch["refetch_days"],
+        retries=lambda wc: account(wc).fetch["retries"],
+        backoff_seconds=lambda wc: account(wc).fetch["backoff_seconds"],
+        timeout_seconds=lambda wc: account(wc).fetch["timeout_seconds"],
+        token_cache=lambda wc: account(wc).fetch["token_cache"],
     script:
         "../scripts/fetch_tandem.py"

@@ -1,17 +1,21 @@
-# One job per raw window: detect its form, decode every event, write one typed table.
+# One job per account: detect each raw window's form and decode every event into one typed table
+# per window. A window's table is named by the hash of its raw content and the decoder, so an
+# unchanged window is decoded once and reused; the job writes the list of current tables.
 
 
 rule normalize:
     input:
-        raw_path,
+        normalize_inputs,
     output:
-        "data/normalized/{store}/{window}.parquet",
+        "data/{acct}normalized/index.json",
     log:
-        "logs/normalize/{store}/{window}.log",
+        "logs/{acct}normalize.log",
     conda:
         "../envs/tandem.yaml"
+    threads: 2
     params:
-        pump_serial=pump_serial_of,
-        label=label_of,
+        source=lambda wc: account(wc).source,
+        windows=raw_windows,
+        out_root=lambda wc: f"data/{wc.acct}normalized",
     script:
-        "../scripts/normalize_window.py"
+        "../scripts/normalize_account.py"

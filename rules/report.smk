@@ -3,47 +3,53 @@
 
 
 rule report:
+    # `snakemake -c1 report`: the report of every account (one, without an accounts sheet).
     input:
-        cgm="data/tables/cgm_readings.parquet",
-        daily="data/tables/daily_summary.parquet",
+        [f"reports/{prefix}summary.html" for prefix in ACCOUNTS],
+
+
+rule account_report:
+    input:
+        cgm="data/{acct}tables/cgm_readings.parquet",
+        daily="data/{acct}tables/daily_summary.parquet",
     output:
         html=report(
-            "reports/summary.html",
+            "reports/{acct}summary.html",
             caption="captions/summary.rst",
             category="Glucose report",
             labels={"figure": "summary page"},
         ),
         agp=report(
-            "reports/agp.png",
+            "reports/{acct}agp.png",
             caption="captions/agp.rst",
             category="Glucose report",
             labels={"figure": "ambulatory glucose profile"},
         ),
         overlay=report(
-            "reports/daily_glucose.png",
+            "reports/{acct}daily_glucose.png",
             caption="captions/daily_glucose.rst",
             category="Glucose report",
             labels={"figure": "daily glucose overlay"},
         ),
         ranges=report(
-            "reports/time_in_ranges.png",
+            "reports/{acct}time_in_ranges.png",
             caption="captions/time_in_ranges.rst",
             category="Glucose report",
             labels={"figure": "time in ranges per day"},
         ),
         insulin=report(
-            "reports/daily_insulin.png",
+            "reports/{acct}daily_insulin.png",
             caption="captions/daily_insulin.rst",
             category="Glucose report",
             labels={"figure": "daily insulin and carbs"},
         ),
     log:
-        "logs/report/summary.log",
+        "logs/{acct}report/summary.log",
     conda:
         "../envs/tandem.yaml"
     params:
         start=SETTINGS.start,
         end=SETTINGS.end,
-        source=SETTINGS.source_label,
+        source=lambda wc: account(wc).source_label,
     script:
         "../scripts/make_report.py"

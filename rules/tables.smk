@@ -1,34 +1,39 @@
-# Union the windows, de-duplicate, apply times; then one job per derived table.
+# Union the windows, de-duplicate, apply times; then every derived table in one job.
 
 
 rule events:
     input:
-        normalized_files,
+        "data/{acct}normalized/index.json",
     output:
-        decoded="data/tables/decoded.parquet",
-        events="data/tables/events.parquet",
-        raw_events="data/tables/raw_events.parquet",
-        clock_changes="data/tables/clock_changes.parquet",
+        decoded="data/{acct}tables/decoded.parquet",
+        events="data/{acct}tables/events.parquet",
+        raw_events="data/{acct}tables/raw_events.parquet",
+        clock_changes="data/{acct}tables/clock_changes.parquet",
     log:
-        "logs/tables/events.log",
+        "logs/{acct}tables/events.log",
     conda:
         "../envs/tandem.yaml"
+    threads: 2
     params:
-        timezone=SETTINGS.timezone,
-        pump_clock=SETTINGS.pump_clock,
-        timezone_from=SETTINGS.timezone_from,
+        timezone=lambda wc: account(wc).timezone,
+        pump_clock=lambda wc: account(wc).pump_clock,
+        timezone_from=lambda wc: account(wc).timezone_from,
     script:
         "../scripts/build_events.py"
 
 
-rule derived_table:
+rule derived_tables:
     input:
-        "data/tables/decoded.parquet",
+        index="data/{acct}normalized/index.json",
+        decoded="data/{acct}tables/decoded.parquet",
     output:
-        "data/tables/{derived}.parquet",
+        [f"data/{{acct}}tables/{name}.parquet" for name in cfg.DERIVED_TABLES],
     log:
-        "logs/tables/{derived}.log",
+        "logs/{acct}tables/derived.log",
     conda:
         "../envs/tandem.yaml"
+    threads: 2
+    params:
+        names=cfg.DERIVED_TABLES,
     script:
-        "../scripts/build_table.py"
+        "../scripts/build_tables.py"

@@ -1,4 +1,4 @@
-"""Checkpoint fetch: bring the raw store up to date from Tandem Source and list its windows."""
+"""Rule fetch: bring one account's raw store up to date from Tandem Source and list its windows."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,11 @@ from tandem_export.storage import atomic_path
 
 def body(log):
     p = snakemake.params  # noqa: F821 - provided by Snakemake
-    credentials = tandem.load_credentials(".")
+    if p.account:
+        log.info("account %s", p.account)
+        credentials = tandem.account_credentials(p.account, p.credentials_file, p.email_env, p.password_env)
+    else:
+        credentials = tandem.load_credentials(".")
     if credentials is None:
         raise InputError(
             "no Tandem Source credentials: set TANDEM_EMAIL and TANDEM_PASSWORD or fill sensitive/credentials.toml "
@@ -24,7 +28,8 @@ def body(log):
         tandem.RetryPolicy(p.retries, p.backoff_seconds, p.timeout_seconds),
         log,
     )
-    manifest = fetch.fetch_account(client, Path("data/raw"), p.pump_serial, p.start, p.end, p.refetch_days, log)
+    manifest = fetch.fetch_account(client, Path(p.raw_root), p.pump_serial, p.start, p.end, p.refetch_days, log)
+    manifest["raw_root"] = p.raw_root
     with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
 

@@ -582,7 +582,8 @@ class StandIn:
 
     @property
     def requests(self) -> list[dict]:
-        """Snapshot of the requests in order of arrival: method, path, query, time, status, fault.
+        """Snapshot of the requests in order of arrival: method, path, query, time, status, fault,
+        answered (time the answer was ready) and for requests with a known access token the email of its account (``account``).
 
         ``status`` is None for a dropped connection (and while an answer is still being prepared).
         """
@@ -678,6 +679,9 @@ class StandIn:
         fault = self._take_fault(target, path)
         # Bodies are never recorded (the login carries the password, the token call the verifier).
         # Entries are listed in order of arrival; the status is filled in before the answer is sent.
+        auth = handler.headers.get("Authorization") or ""
+        with self._lock:
+            grant = self._tokens.get(auth[len("Bearer ") :].strip()) if auth.startswith("Bearer ") else None
         entry = {
             "method": method,
             "path": path,
@@ -685,6 +689,7 @@ class StandIn:
             "time": received,
             "status": None,
             "fault": fault.kind if fault else None,
+            "account": grant[0] if grant else None,  # the email a data request's token belongs to
         }
         with self._lock:
             self._requests.append(entry)
@@ -703,6 +708,7 @@ class StandIn:
                 resp = _json(500, _SERVER_ERROR)
         with self._lock:
             entry["status"] = resp.status
+            entry["answered"] = time.time()
         handler.send_response(resp.status)
         for name, value in resp.headers:
             handler.send_header(name, value)

@@ -37,6 +37,10 @@ PUMP_CLOCK_MODELS = ("recorded_changes", "follows_zone")
 #: The DuckDB database in exports/ holding every table (all rows).
 DATABASE = "tandem.duckdb"
 FORMATS = ("parquet", "csv")
+#: Folder under exports/ holding the tables of every sheet account together (with an account column).
+COMBINED = "combined"
+#: Columns of the accounts sheet (schemas/accounts.schema.yaml), in the order the README lists them.
+ACCOUNT_COLUMNS = ("account", "credentials_file", "email_env", "password_env", "region", "timezone", "pump_serial")
 SOURCES = ("auto", "tandem", "demo", "file")
 FETCH_DEFAULTS = {
     "refetch_days": 3,
@@ -50,10 +54,9 @@ NO_CREDENTIALS_NOTICE = (
     "copy sensitive/credentials.toml.template to sensitive/credentials.toml, fill it in and chmod 600 it, "
     "or set TANDEM_EMAIL and TANDEM_PASSWORD (see the README)"
 )
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EXPORT = rf"({'|'.join(TABLES)})(_\d{{4}}-\d{{2}}-\d{{2}}_\d{{4}}-\d{{2}}-\d{{2}})?\.({'|'.join(FORMATS)})"
-#: Matches export names that no export rule can build.
-NOT_AN_EXPORT_REGEX = rf"(?!({_EXPORT}|{re.escape(DATABASE)})$).+"
 
 
 class ConfigError(ValueError):
@@ -92,12 +95,24 @@ class Settings:
     tandem_api: dict = field(default_factory=dict)
     fetch: dict = field(default_factory=lambda: dict(FETCH_DEFAULTS))
     fetch_check: str = ""
+    #: Sheet accounts only: the account id, and where its credentials come from.
+    account: str = ""
+    credentials_file: str | None = None
+    email_env: str | None = None
+    password_env: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        """Path prefix of this account's files: '' for the single-account setup, '<id>/' for a sheet account."""
+        return f"{self.account}/" if self.account else ""
 
     @property
     def source_label(self) -> str:
         """What exported files say about their origin (Parquet key-value metadata)."""
         if self.source == "demo":
             return "demo (generated demo pump, not real data)"
+        if self.account:
+            return f"{self.source} (account {self.account})"
         return self.source
 
 
@@ -275,12 +290,24 @@ def _fetch_check(end: str | None) -> str:
 
 
 def check(config: dict, basedir: str) -> Settings:
-    """Check the whole configuration and plan the raw store; ConfigError on the first problem."""
+    """Check the whole configuration and plan the raw store; ConfigError on the first problem.
+
+    With an accounts sheet (``accounts``) the result holds the settings every account shares;
+    :func:`accounts` gives each account's own.
+    """
     strings_for_schema(config)
     source = config.get("source", "auto")
     if source not in SOURCES:
         raise ConfigError(f"source: {source!r} is not a source; use one of {', '.join(SOURCES)}")
-    source, notice = resolve_source(source)
+    if _none(config.get("accounts")) is not None:
+        if source not in ("auto", "tandem"):
+            raise ConfigError(
+                f"accounts: a sheet lists Tandem Source accounts, but source is {source!r}; "
+                "set source: tandem (or auto), or remove accounts"
+            )
+        source, notice = "tandem", None  # each account's credentials are read by its own fetch job
+    else:
+        source, notice = resolve_source(source)
     start, end = check_range(config.get("start"), config.get("end"))
     tz, tz_from = check_timezone(config.get("timezone"), source)
     d = config.get("demo") or {}
@@ -316,6 +343,132 @@ def check(config: dict, basedir: str) -> Settings:
     return settings
 
 
+def _sheet_serials(value: str, where: str) -> str | list[str]:
+    items = [x for x in re.split(r"[\s,;]+", value.strip()) if x]
+    if not items or items == ["all"]:
+        return "all"
+    for item in items:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$", item):
+            raise ConfigError(f"{where}: {item!r} is not a pump serial; write all, or serials separated by commas")
+    return items
+
+
+def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, Settings]:
+    """Every account the workflow serves: path prefix ('' or '<id>/') -> that account's Settings.
+
+    Without ``accounts`` in the config this is the single-account setup, ``{"": shared}``.
+    Otherwise ``accounts`` names a tab-separated sheet (columns: ACCOUNT_COLUMNS; only ``account``
+    is required), validated against ``schemas/accounts.schema.yaml`` as the snakemake-workflows
+    projects validate their samples sheet.  Each account takes the shared settings and overrides
+    them with its row: region, timezone (empty: config ``timezone``, else this machine's zone),
+    pump_serial (empty or ``all``: every pump; else serials separated by commas) and its own
+    token cache ``<fetch.token_cache folder>/tokens/<id>.json``.  Credentials come from the
+    row's ``credentials_file`` (TOML like sensitive/credentials.toml, 0600) or from the
+    environment variables the row names (``email_env``, ``password_env``); they are read by that
+    account's fetch job, never here, so one account's missing credentials fail only that account.
+
+    Raises ConfigError (one line naming the sheet, row and column) for a missing or invalid sheet,
+    a duplicate or reserved id, or a row with no or two credential sources.
+    """
+    sheet = _none(config.get("accounts"))
+    if sheet is None:
+        return {"": shared}
+    path = Path(str(sheet))
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    if not path.is_file():
+        raise ConfigError(
+            f"accounts: {sheet!r} does not exist or is not a file; give the path of the accounts sheet (TSV)"
+        )
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"accounts: {sheet!r} cannot be read as a tab-separated sheet ({exc})") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    table = table.apply(lambda col: col.str.strip())
+    if "account" not in table.columns:
+        raise ConfigError(f"accounts: {sheet!r} has no 'account' column; the first line must name the columns")
+    unknown = [c for c in table.columns if c not in ACCOUNT_COLUMNS]
+    if unknown:
+        raise ConfigError(f"accounts: {sheet!r} has unknown column {unknown[0]!r}; use {', '.join(ACCOUNT_COLUMNS)}")
+    if table.empty:
+        raise ConfigError(f"accounts: {sheet!r} lists no accounts; add one row per account")
+    for column in ACCOUNT_COLUMNS:
+        if column not in table.columns:
+            table[column] = ""
+    schema = Path(basedir) / "schemas" / "accounts.schema.yaml"
+    for number, row in enumerate(table.to_dict("records"), start=2):
+        problem = schema_problem(row, schema)
+        if problem:
+            column, message = problem
+            raise ConfigError(f"accounts: {sheet!r} line {number}, column {column or 'row'}: {message}")
+    out: dict[str, Settings] = {}
+    seen: set[str] = set()
+    for number, row in enumerate(table.to_dict("records"), start=2):
+        where = f"accounts: {sheet!r} line {number}"
+        ident = row["account"]
+        if ident.lower() in seen:
+            raise ConfigError(f"{where}: account {ident!r} is listed twice; give every account its own id")
+        if ident.lower() == COMBINED:
+            raise ConfigError(f"{where}: {COMBINED!r} is reserved for the combined exports; choose another id")
+        seen.add(ident.lower())
+        by_file = bool(row["credentials_file"])
+        by_env = bool(row["email_env"] or row["password_env"])
+        if by_file == by_env or (by_env and not (row["email_env"] and row["password_env"])):
+            raise ConfigError(
+                f"{where}: give either credentials_file, or both email_env and password_env, for account {ident!r}"
+            )
+        tz, tz_from = check_timezone(row["timezone"] or config.get("timezone"), "tandem")
+        settings = Settings(
+            source="tandem",
+            timezone=tz,
+            timezone_from=f"accounts sheet ({ident})" if row["timezone"] else tz_from,
+            pump_clock=shared.pump_clock,
+            start=shared.start,
+            end=shared.end,
+            demo_seed=shared.demo_seed,
+            demo_end=shared.demo_end,
+            demo_days=shared.demo_days,
+            region=(row["region"].upper() or None) if row["region"] else shared.region,
+            pump_serial=_sheet_serials(row["pump_serial"], f"{where}, pump_serial")
+            if row["pump_serial"]
+            else shared.pump_serial,
+            tandem_api=dict(shared.tandem_api),
+            fetch=dict(shared.fetch),
+            fetch_check=shared.fetch_check,
+            account=ident,
+            credentials_file=row["credentials_file"] or None,
+            email_env=row["email_env"] or None,
+            password_env=row["password_env"] or None,
+        )
+        cache = Path(settings.fetch["token_cache"])
+        settings.fetch["token_cache"] = str(cache.parent / "tokens" / f"{ident}.json")
+        out[settings.prefix] = settings
+    return out
+
+
+def accounts_or_exit(config: dict, shared: Settings, basedir: str | Path) -> dict[str, Settings]:
+    """:func:`accounts`, printing one line and exiting with status 1 on a problem."""
+    try:
+        return accounts(config, shared, basedir)
+    except ConfigError as exc:
+        _exit(exc)
+
+
+def not_an_export_regex(prefixes: list[str]) -> str:
+    """A regex for names under exports/ that no export rule can build, given the account prefixes.
+
+    With sheet accounts, every account's own folder and the combined folder (tables only) are valid.
+    """
+    own = "|".join(re.escape(p) for p in prefixes)
+    valid = f"(?:{own})({_EXPORT}|{re.escape(DATABASE)})"
+    if any(prefixes):
+        valid += f"|{re.escape(COMBINED)}/{_EXPORT}"
+    return rf"(?!({valid})$).+"
+
+
 def _exit(exc: ConfigError):
     print(f"Configuration error: {exc}", file=sys.stderr)
     sys.exit(1)
@@ -329,19 +482,29 @@ def check_or_exit(config: dict, basedir: str) -> Settings:
         _exit(exc)
 
 
-def validate_or_exit(config: dict, schema: Path) -> None:
-    """Validate ``config`` against the JSON schema (snakemake.utils.validate), one line on failure."""
+def schema_problem(data: dict, schema: Path) -> tuple[str, str] | None:
+    """(where, message) of the first way ``data`` breaks the JSON schema (snakemake.utils.validate), or None.
+
+    ``where`` is the key path ("fetch/retries"), empty for the whole object.
+    """
     from snakemake.utils import validate
 
     try:
-        validate(config, str(schema))
+        validate(data, str(schema))
     except Exception as exc:  # noqa: BLE001 - WorkflowError wraps jsonschema's ValidationError
         import jsonschema
 
         cause = exc.__context__ if isinstance(exc.__context__, jsonschema.ValidationError) else exc
-        where = "/".join(str(p) for p in getattr(cause, "absolute_path", [])) or "config"
-        message = getattr(cause, "message", str(cause).splitlines()[0])
-        _exit(ConfigError(f"{where}: {message}; see the Configuration section of the README"))
+        where = "/".join(str(p) for p in getattr(cause, "absolute_path", []))
+        return where, getattr(cause, "message", str(cause).splitlines()[0])
+    return None
+
+
+def validate_or_exit(config: dict, schema: Path) -> None:
+    """Validate ``config`` against the JSON schema, printing one line and exiting with status 1 on failure."""
+    problem = schema_problem(config, schema)
+    if problem:
+        _exit(ConfigError(f"{problem[0] or 'config'}: {problem[1]}; see the Configuration section of the README"))
 
 
 def check_date_or_exit(key: str, value: str) -> str:
@@ -360,12 +523,17 @@ def check_range_or_exit(start: str, end: str) -> str:
         _exit(exc)
 
 
-def unknown_target_or_exit(name: str):
+def unknown_target_or_exit(name: str, account_ids: list[str] | None = None):
     """Stop with the list of valid tables and formats for an export name no rule can build."""
+    ids = [a for a in (account_ids or []) if a]
+    where = "ACCOUNT/" if ids else ""
+    accounts_note = (
+        f"; ACCOUNT is one of {', '.join(ids)}, or {COMBINED} for every account's rows together" if ids else ""
+    )
     _exit(
         ConfigError(
-            f"exports/{name}: not an export this workflow builds; use exports/TABLE.FORMAT or "
-            f"exports/TABLE_YYYY-MM-DD_YYYY-MM-DD.FORMAT with TABLE one of {', '.join(TABLES)} "
-            f"and FORMAT one of {', '.join(FORMATS)}, or exports/{DATABASE}"
+            f"exports/{name}: not an export this workflow builds; use exports/{where}TABLE.FORMAT or "
+            f"exports/{where}TABLE_YYYY-MM-DD_YYYY-MM-DD.FORMAT with TABLE one of {', '.join(TABLES)} "
+            f"and FORMAT one of {', '.join(FORMATS)}, or exports/{where}{DATABASE}{accounts_note}"
         )
     )

@@ -30,18 +30,33 @@ def _csv_column(name: str, typ: str) -> str:
     return q
 
 
-def export_table(table: str, out: str, start: str | None, end: str | None, source: str, log: logging.Logger) -> None:
+def export_table(
+    table: str | dict[str, str],
+    out: str,
+    start: str | None,
+    end: str | None,
+    source: str,
+    log: logging.Logger,
+) -> None:
     """Write the rows of ``table`` (Parquet) whose pump-calendar date lies in [start, end].
 
-    ``start``/``end`` are inclusive YYYY-MM-DD dates or None (unbounded), applied to each row's
-    ``pump_time``.  Rows are sorted by (timestamp, pump_serial, seq_num).  The output format
-    follows the extension of ``out``; the file is written to a temporary name and renamed, so
-    ``out`` is either complete or absent.  Parquet files carry ``source``, ``table`` and the range
-    in their key-value metadata.
+    ``table`` is one Parquet path, or for the combined exports a mapping account id -> Parquet
+    path of the same table: the rows of every account together, with a first column
+    ``account`` (VARCHAR) and sorted by account first.  ``start``/``end`` are inclusive
+    YYYY-MM-DD dates or None (unbounded), applied to each row's ``pump_time``.  Rows are sorted
+    by (timestamp, pump_serial, seq_num).  The output format follows the extension of ``out``;
+    the file is written to a temporary name and renamed, so ``out`` is either complete or absent.
+    Parquet files carry ``source``, ``table`` and the range in their key-value metadata.
     """
     con = connect()
     con.sql("SET threads = 1")  # one writer thread: identical bytes on every run
-    con.sql(f"CREATE VIEW t AS SELECT * FROM read_parquet({sql_str(table)})")
+    if isinstance(table, dict):
+        parts = [f"SELECT {sql_str(a)} AS account, * FROM read_parquet({sql_str(p)})" for a, p in table.items()]
+        con.sql(f"CREATE VIEW t AS {' UNION ALL BY NAME '.join(parts)}")
+        name = Path(next(iter(table.values()))).stem
+    else:
+        con.sql(f"CREATE VIEW t AS SELECT * FROM read_parquet({sql_str(table)})")
+        name = Path(table).stem
     where = []
     if start:
         where.append(f"CAST(pump_time AS DATE) >= DATE {sql_str(start)}")
@@ -50,9 +65,10 @@ def export_table(table: str, out: str, start: str | None, end: str | None, sourc
     cond = " AND ".join(where) or "true"
     columns = con.sql("DESCRIBE SELECT * FROM t").fetchall()
     names = [c[0] for c in columns]
-    order = ", ".join(c for c in ("timestamp", "pump_serial", "sequence_group", "seq_num", "bolus_id") if c in names)
+    order = ", ".join(
+        c for c in ("account", "timestamp", "pump_serial", "sequence_group", "seq_num", "bolus_id") if c in names
+    )
     fmt = Path(out).suffix.lstrip(".")
-    name = Path(table).stem
     if fmt == "parquet":
         select = f"SELECT * FROM t WHERE {cond} ORDER BY {order}"
         meta = {"source": source, "table": name, "start": start or "", "end": end or "", "producer": PRODUCER}

@@ -106,25 +106,67 @@ def load_credentials(project_dir: Path | str = ".", environ: dict | None = None)
     that other users can read, one that is not valid TOML, or an unknown region.
     """
     env = os.environ if environ is None else environ
-    values: dict[str, str] = {}
     path = Path(project_dir) / CREDENTIALS_FILE
-    if path.exists():
-        credentials_file_ok(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"{path}: not valid TOML ({exc}); compare it with {path}.template") from None
-        section = data.get("tandem", {})
-        values = {k: str(section[k]) for k in ("email", "password", "region") if section.get(k)}
+    values = _read_credentials_file(path) if path.exists() else {}
     for key in ("email", "password", "region"):
         if env.get(f"TANDEM_{key.upper()}"):
             values[key] = env[f"TANDEM_{key.upper()}"]
     if not values.get("email") or not values.get("password"):
         return None
+    return _credentials(values)
+
+
+def _read_credentials_file(path: Path) -> dict[str, str]:
+    """email, password and region of a credentials TOML file (table ``[tandem]``) that only its owner can read."""
+    credentials_file_ok(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc}); compare it with {CREDENTIALS_FILE}.template") from None
+    section = data.get("tandem", {})
+    return {k: str(section[k]) for k in ("email", "password", "region") if section.get(k)}
+
+
+def _credentials(values: dict[str, str]) -> Credentials:
     region = values.get("region", "US").upper()
     if region not in REGIONS:
         raise InputError(f"region: {values['region']!r} is not a Tandem Source region; use US or EU")
     return Credentials(values["email"], values["password"], region)
+
+
+def account_credentials(
+    account: str,
+    credentials_file: str | None,
+    email_env: str | None,
+    password_env: str | None,
+    environ: dict | None = None,
+) -> Credentials:
+    """The credentials of one accounts-sheet row: from its TOML file, or from the two variables it names.
+
+    Raises InputError naming the account and what to fix (never a value) when the file is missing,
+    readable by others or invalid, or a variable is unset or empty.
+    """
+    env = os.environ if environ is None else environ
+    if credentials_file:
+        path = Path(credentials_file)
+        if not path.is_file():
+            raise InputError(
+                f"account {account}: credentials file {credentials_file} does not exist; create it (chmod 600) "
+                "or fix credentials_file in the accounts sheet"
+            )
+        values = _read_credentials_file(path)
+        if not values.get("email") or not values.get("password"):
+            raise InputError(f"account {account}: {credentials_file} lacks email or password under [tandem]")
+        return _credentials(values)
+    values = {}
+    for key, name in (("email", email_env), ("password", password_env)):
+        if not name or not env.get(name):
+            raise InputError(
+                f"account {account}: environment variable {name} (its {key}) is not set; set it for this run "
+                "or fix the accounts sheet"
+            )
+        values[key] = env[name]
+    return _credentials(values)
 
 
 def api_urls(region: str, overrides: dict | None) -> dict[str, str]:
