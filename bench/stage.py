@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from tandem_export import export, normalize, tables  # noqa: E402
+from tandem_export import config, export, normalize, tables  # noqa: E402
 
 log = logging.getLogger("bench")
 log.addHandler(logging.NullHandler())
@@ -38,14 +38,24 @@ def main() -> None:
     if stage == "normalize":
         out_dir = Path(args[0])
         out_dir.mkdir(parents=True, exist_ok=True)
-        for raw in args[1:]:
-            events += normalize.normalize_file(Path(raw), "12345678", out_dir / (Path(raw).stem + ".parquet")).events
+        # One store (one pump): every given raw file is one window, normalised in this one process.
+        specs = [normalize.WindowSpec(Path(raw).stem, Path(raw), "12345678", raw) for raw in args[1:]]
+        stats = normalize.normalize_store(specs, out_dir, out_dir / "index.json", log, threads=2)
+        events = sum(s.events for s in stats)
     elif stage == "events":
         out_dir = Path(args[0])
         outputs = {k: str(out_dir / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
         tables.build_events(sorted(args[1:]), outputs, "America/Chicago", "recorded_changes", log)
     elif stage == "table":
-        tables.build_table(args[0], args[1], args[2], log)
+        # table NAME DECODED OUT: one derived table; table all DECODED OUT_DIR [WINDOW...]: every
+        # derived table in one process (as the derived_tables rule runs them), from the windows
+        # given or else those the placement table (DECODED) records.
+        if args[0] == "all":
+            windows = args[3:] or tables.placement_windows(args[1])
+            outputs = {name: str(Path(args[2]) / f"{name}.parquet") for name in config.DERIVED_TABLES}
+            tables.build_tables(windows, args[1], outputs, log)
+        else:
+            tables.build_table(args[0], args[1], args[2], log)
     elif stage == "export":
         export.export_table(args[0], args[1], None, None, "benchmark", log)
     elif stage == "snakemake":

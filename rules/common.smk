@@ -46,6 +46,8 @@ def normalize_inputs(wildcards):
     """What one account's normalise job reads: the fetch manifest, or the raw-store files."""
     if account(wildcards).source == "tandem":
         return [f"data/{wildcards.acct}fetch/manifest.json"]
+    if account(wildcards).source == "file":
+        return ["data/imported/files.json"]
     return [RAW[key].path for key in sorted(RAW)]
 
 

@@ -17,14 +17,22 @@ rule demo_source:
         "../scripts/demo_source.py"
 
 
-rule import_file:
+rule import_files:
+    # One job for every saved file: each is copied once, under a name holding its content's hash,
+    # beside the declared output (so Snakemake never deletes a copy); later runs copy only new files.
     input:
-        lambda wc: RAW[("files", wc.window)].origin,
+        [RAW[key].origin for key in sorted(RAW) if RAW[key].kind == "file"],
     output:
-        "data/raw/files/{window}.raw",
+        "data/imported/files.json",
     log:
-        "logs/source/files/{window}.log",
+        "logs/source/files.log",
     conda:
         "../envs/tandem.yaml"
+    params:
+        copies=[
+            (RAW[key].origin, RAW[key].path)
+            for key in sorted(RAW)
+            if RAW[key].kind == "file"
+        ],
     script:
-        "../scripts/import_file.py"
+        "../scripts/import_files.py"

@@ -155,9 +155,9 @@ def test_damaged_raw_store_file_is_detected_by_name(tmp_path):
     snakemake(workdir, "-c1", "all", *config)
     raw = next((workdir / "data" / "raw" / "files").glob("*.raw"))
     raw.write_bytes(raw.read_bytes()[:-40])  # truncated on disk
-    (workdir / "data" / "normalized").rename(workdir / "normalized.old")  # force decoding again
+    (workdir / "data" / "normalized").rename(workdir / "normalized.old")  # no cached tables
     before = (workdir / "exports" / "basal_deliveries.csv").read_bytes()
-    proc = snakemake(workdir, "-c1", "all", *config, check=False)
+    proc = snakemake(workdir, "-c1", "all", "--forcerun", "normalize", *config, check=False)
     assert proc.returncode != 0
     assert (
         f"{raw.relative_to(workdir)}: the raw-store file changed since it was written (checksum mismatch)"

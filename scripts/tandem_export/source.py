@@ -51,9 +51,22 @@ def write_demo(
         log.info("demo window %s: %d events -> %s", name, len(body["events"]), path)
 
 
-def import_file(origin: str, target: str, log: logging.Logger) -> None:
-    """Copy the user's saved file unchanged into the raw store and record its checksum."""
+def import_file(origin: str, target: str, log: logging.Logger) -> bool:
+    """Copy the user's saved file unchanged into the raw store and record its checksum.
+
+    A copy already in the store whose checksum still matches is kept (its name holds the hash of
+    the content, so it is the same content) and False is returned; otherwise the file is copied
+    (to a temporary name, then renamed) and True is returned.
+    """
+    target_path = Path(target)
+    if target_path.exists() and checksum_path(target_path).exists():
+        try:
+            verify_checksum(target_path)
+            return False
+        except InputError:
+            log.warning("%s: the raw-store copy was damaged; copying %s again", target, origin)
     with atomic_path(target) as tmp:
         shutil.copyfile(origin, tmp)
-    write_checksum(Path(target))
-    log.info("imported %s -> %s (%d bytes)", origin, target, Path(target).stat().st_size)
+    write_checksum(target_path)
+    log.info("imported %s -> %s (%d bytes)", origin, target, target_path.stat().st_size)
+    return True
