@@ -28,10 +28,16 @@ def body(log):
         tandem.RetryPolicy(p.retries, p.backoff_seconds, p.timeout_seconds),
         log,
     )
-    manifest = fetch.fetch_account(client, Path(p.raw_root), p.pump_serial, p.start, p.end, p.refetch_days, log)
+    try:
+        manifest = fetch.fetch_account(client, Path(p.raw_root), p.pump_serial, p.start, p.end, p.refetch_days, log)
+    except InputError as exc:
+        if p.account and not str(exc).startswith(f"account {p.account}"):
+            raise InputError(f"account {p.account}: {exc}") from None
+        raise
     manifest["raw_root"] = p.raw_root
     with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
 
 
-runlog.run(snakemake, "fetch", body)  # noqa: F821
+# With an accounts sheet every console line names its account: "[fetch alice] INFO: ...".
+runlog.run(snakemake, f"fetch {snakemake.params.account or ''}".strip(), body)  # noqa: F821

@@ -218,3 +218,18 @@ def test_bad_sheet_is_one_line(tmp_path, server):
     proc = snakemake(workdir, "-n", "all", "--configfile", "accounts.yaml", check=False, env=env)
     assert proc.returncode == 1
     assert "line 3, column region" in proc.stderr, proc.stderr[-2000:]
+    for sheet, message in (
+        (SHEET.replace("Europe/Berlin", "Mars/Olympus"), "line 3, column timezone: timezone: 'Mars/Olympus' is not"),
+        (SHEET + "dave\t\tX\tY\t\t\t\textra\n", "line 5"),
+        ("account\taccount\n", "names column 'account' twice"),
+    ):
+        (workdir / "accounts.tsv").write_text(sheet)
+        proc = snakemake(workdir, "-n", "all", "--configfile", "accounts.yaml", check=False, env=env)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
+        assert len([line for line in proc.stderr.splitlines() if "Configuration error" in line]) == 1
+    # Booleans typed on the command line: without the combined exports, `all` plans none of them.
+    (workdir / "accounts.tsv").write_text(SHEET)
+    proc = snakemake(
+        workdir, "-n", "all", "--configfile", "accounts.yaml", "--config", "combined_exports=false", env=env
+    )
+    assert "exports/combined/" not in proc.stdout and "exports/alice/cgm_readings.csv" in proc.stdout

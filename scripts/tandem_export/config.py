@@ -152,6 +152,10 @@ def strings_for_schema(config: dict) -> dict:
     for key in ("file_pump_serial",):
         if key in config and not isinstance(config[key], str):
             config[key] = _serial(config[key], key)
+    # A boolean given as text (--config combined_exports=false) is read as the boolean it names.
+    for key in ("combined_exports",):
+        if isinstance(config.get(key), str) and config[key].strip().lower() in ("true", "false", "yes", "no"):
+            config[key] = config[key].strip().lower() in ("true", "yes")
     files = config.get("files")
     if isinstance(files, str):
         config["files"] = [files]
@@ -383,9 +387,16 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
     import pandas as pd
 
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#")
+        header = path.read_text(encoding="utf-8-sig").splitlines()[:1]
+        names = [c.strip() for c in header[0].split("\t")] if header else []
+        repeated = sorted({c for c in names if names.count(c) > 1})
+        if repeated:
+            raise ConfigError(f"accounts: {sheet!r} names column {repeated[0]!r} twice; name every column once")
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment="#", index_col=False)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise ConfigError(f"accounts: {sheet!r} cannot be read as a tab-separated sheet ({exc})") from None
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"accounts: {sheet!r} cannot be read as a tab-separated sheet ({str(exc).strip()})") from None
     table.columns = [str(c).strip() for c in table.columns]
     table = table.apply(lambda col: col.str.strip())
     if "account" not in table.columns:
@@ -420,7 +431,10 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
             raise ConfigError(
                 f"{where}: give either credentials_file, or both email_env and password_env, for account {ident!r}"
             )
-        tz, tz_from = check_timezone(row["timezone"] or config.get("timezone"), "tandem")
+        try:
+            tz, tz_from = check_timezone(row["timezone"] or config.get("timezone"), "tandem")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}, column timezone: {exc}") from None
         settings = Settings(
             source="tandem",
             timezone=tz,
@@ -528,7 +542,9 @@ def unknown_target_or_exit(name: str, account_ids: list[str] | None = None):
     ids = [a for a in (account_ids or []) if a]
     where = "ACCOUNT/" if ids else ""
     accounts_note = (
-        f"; ACCOUNT is one of {', '.join(ids)}, or {COMBINED} for every account's rows together" if ids else ""
+        f"; ACCOUNT is one of {', '.join(ids)}, or {COMBINED} for every account's rows together (tables only)"
+        if ids
+        else ""
     )
     _exit(
         ConfigError(

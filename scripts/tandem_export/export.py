@@ -50,6 +50,11 @@ def export_table(
     """
     con = connect()
     con.sql("SET threads = 1")  # one writer thread: identical bytes on every run
+    # Years of events do not fit in memory while sorted: sort within 1 GB, spilling beside the input
+    # table (data/..., so that exports/ holds only exports).
+    first = next(iter(table.values())) if isinstance(table, dict) else table
+    con.sql("SET memory_limit = '1GB'")
+    con.sql(f"SET temp_directory = {sql_str(str(Path(first).parent / '.duckdb-spill'))}")
     if isinstance(table, dict):
         parts = [f"SELECT {sql_str(a)} AS account, * FROM read_parquet({sql_str(p)})" for a, p in table.items()]
         con.sql(f"CREATE VIEW t AS {' UNION ALL BY NAME '.join(parts)}")
@@ -114,6 +119,8 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
         try:
             con.sql("SET TimeZone = 'UTC'")
             con.sql("SET preserve_insertion_order = true")
+            con.sql("SET memory_limit = '1GB'")  # sorts spill to disk beside the database
+            con.sql("SET enable_progress_bar = false")
             for name, path in tables.items():
                 names = [c[0] for c in con.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})").fetchall()]
                 order = ", ".join(

@@ -151,7 +151,8 @@ def account_credentials(
         path = Path(credentials_file)
         if not path.is_file():
             raise InputError(
-                f"account {account}: credentials file {credentials_file} does not exist; create it (chmod 600) "
+                f"account {account}: credentials file {credentials_file} does not exist or is not a file; create it "
+                "(chmod 600) "
                 "or fix credentials_file in the accounts sheet"
             )
         values = _read_credentials_file(path)
