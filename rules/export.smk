@@ -39,44 +39,37 @@ rule export:
 
 
 if SHEET:
-    # Every account's rows in one file, with an account column first.
+    # Every account's rows in one file, with an account column first: the export rules above,
+    # reading every account's table.
 
-    rule export_combined_range:
+    use rule export_range as export_combined_range with:
         input:
-            [f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS if prefix],
+            [f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS],
         output:
             f"exports/{cfg.COMBINED}/{{table}}_{{start}}_{{end}}.{{fmt}}",
         log:
             f"logs/{cfg.COMBINED}/export/{{table}}_{{start}}_{{end}}.{{fmt}}.log",
-        conda:
-            "../envs/tandem.yaml"
         params:
             start=lambda wc: cfg.check_date_or_exit(
                 "start (in the file name)", wc.start
             ),
             end=lambda wc: cfg.check_range_or_exit(wc.start, wc.end),
             source=f"tandem ({cfg.COMBINED}: every account)",
-            accounts=[s.account for s in ACCOUNTS.values() if s.account],
-        script:
-            "../scripts/export_table.py"
+            accounts=[s.account for s in ACCOUNTS.values()],
 
-    rule export_combined:
+    use rule export as export_combined with:
         input:
-            [f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS if prefix],
+            [f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS],
         output:
             parquet=f"exports/{cfg.COMBINED}/{{table}}.parquet",
             csv=f"exports/{cfg.COMBINED}/{{table}}.csv",
         log:
             f"logs/{cfg.COMBINED}/export/{{table}}.log",
-        conda:
-            "../envs/tandem.yaml"
         params:
             start=SETTINGS.start,
             end=SETTINGS.end,
             source=f"tandem ({cfg.COMBINED}: every account)",
-            accounts=[s.account for s in ACCOUNTS.values() if s.account],
-        script:
-            "../scripts/export_table.py"
+            accounts=[s.account for s in ACCOUNTS.values()],
 
 
 rule database:

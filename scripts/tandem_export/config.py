@@ -11,7 +11,7 @@ import re
 import sys
 import time
 import zoneinfo
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import demo
@@ -435,30 +435,23 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
             tz, tz_from = check_timezone(row["timezone"] or config.get("timezone"), "tandem")
         except ConfigError as exc:
             raise ConfigError(f"{where}, column timezone: {exc}") from None
-        settings = Settings(
-            source="tandem",
+        # The shared settings, with this row's own values (dataclasses.replace copies the rest).
+        cache = Path(shared.fetch["token_cache"]).parent / "tokens" / f"{ident}.json"
+        settings = replace(
+            shared,
             timezone=tz,
             timezone_from=f"accounts sheet ({ident})" if row["timezone"] else tz_from,
-            pump_clock=shared.pump_clock,
-            start=shared.start,
-            end=shared.end,
-            demo_seed=shared.demo_seed,
-            demo_end=shared.demo_end,
-            demo_days=shared.demo_days,
-            region=(row["region"].upper() or None) if row["region"] else shared.region,
+            region=row["region"].upper() if row["region"] else shared.region,
             pump_serial=_sheet_serials(row["pump_serial"], f"{where}, pump_serial")
             if row["pump_serial"]
             else shared.pump_serial,
             tandem_api=dict(shared.tandem_api),
-            fetch=dict(shared.fetch),
-            fetch_check=shared.fetch_check,
+            fetch={**shared.fetch, "token_cache": str(cache)},
             account=ident,
             credentials_file=row["credentials_file"] or None,
             email_env=row["email_env"] or None,
             password_env=row["password_env"] or None,
         )
-        cache = Path(settings.fetch["token_cache"])
-        settings.fetch["token_cache"] = str(cache.parent / "tokens" / f"{ident}.json")
         out[settings.prefix] = settings
     return out
 
