@@ -20,7 +20,7 @@ rule export_range:
 
 
 rule export:
-    # Both formats of a table in one job: the configured range of a table is exported as a pair.
+    # Both formats of an event table in one job: the configured range of a table is exported as a pair.
     input:
         "data/{acct}tables/{table}.parquet",
     output:
@@ -28,12 +28,34 @@ rule export:
         csv="exports/{acct}{table}.csv",
     log:
         "logs/{acct}export/{table}.log",
+    wildcard_constraints:
+        table="|".join(cfg.EVENT_TABLES),
     conda:
         "../envs/tandem.yaml"
     params:
         start=SETTINGS.start,
         end=SETTINGS.end,
         source=lambda wc: account(wc).source_label,
+    script:
+        "../scripts/export_table.py"
+
+
+rule export_derived:
+    # The derived tables are built by one job, and exported (both formats, configured range) by one:
+    # each is small next to the events, and a job costs a Python start-up.
+    input:
+        expand("data/{{acct}}tables/{table}.parquet", table=cfg.DERIVED_TABLES),
+    output:
+        expand("exports/{{acct}}{table}.{fmt}", table=cfg.DERIVED_TABLES, fmt=FORMATS),
+    log:
+        "logs/{acct}export/derived_tables.log",
+    conda:
+        "../envs/tandem.yaml"
+    params:
+        start=SETTINGS.start,
+        end=SETTINGS.end,
+        source=lambda wc: account(wc).source_label,
+        tables=cfg.DERIVED_TABLES,
     script:
         "../scripts/export_table.py"
 
@@ -71,6 +93,29 @@ if SHEET:
             source=f"tandem ({cfg.COMBINED}: every account)",
             accounts=[s.account for s in ACCOUNTS.values()],
 
+    use rule export_derived as export_derived_combined with:
+        input:
+            [
+                f"data/{prefix}tables/{table}.parquet"
+                for table in cfg.DERIVED_TABLES
+                for prefix in ACCOUNTS
+            ],
+        output:
+            expand(
+                "exports/{combined}/{table}.{fmt}",
+                combined=cfg.COMBINED,
+                table=cfg.DERIVED_TABLES,
+                fmt=FORMATS,
+            ),
+        log:
+            f"logs/{cfg.COMBINED}/export/derived_tables.log",
+        params:
+            start=SETTINGS.start,
+            end=SETTINGS.end,
+            source=f"tandem ({cfg.COMBINED}: every account)",
+            tables=cfg.DERIVED_TABLES,
+            accounts=[s.account for s in ACCOUNTS.values()],
+
 
 rule database:
     # Every table, all rows (never the date range), in one DuckDB file for SQL users.
@@ -80,6 +125,8 @@ rule database:
         f"exports/{{acct}}{cfg.DATABASE}",
     log:
         f"logs/{{acct}}export/{cfg.DATABASE}.log",
+    # The longest single-threaded job: started as soon as every table exists.
+    priority: 1
     conda:
         "../envs/tandem.yaml"
     params:

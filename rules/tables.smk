@@ -18,6 +18,8 @@ rule events:
         timezone=lambda wc: account(wc).timezone,
         pump_clock=lambda wc: account(wc).pump_clock,
         timezone_from=lambda wc: account(wc).timezone_from,
+        # Written into the event tables' metadata, as in their exports.
+        source=lambda wc: account(wc).source_label,
     script:
         "../scripts/build_events.py"
 
@@ -30,10 +32,13 @@ rule derived_tables:
         [f"data/{{acct}}tables/{name}.parquet" for name in cfg.DERIVED_TABLES],
     log:
         "logs/{acct}tables/derived.log",
+    # Before the exports of the event tables: the database and the derived exports wait for it.
+    priority: 2
     conda:
         "../envs/tandem.yaml"
     threads: 2
     params:
         names=cfg.DERIVED_TABLES,
+        source=lambda wc: account(wc).source_label,
     script:
         "../scripts/build_tables.py"

@@ -9,7 +9,7 @@ def body(log):
     outputs = {k: getattr(out, k) for k in ("decoded", "events", "raw_events", "clock_changes")}
     p = snakemake.params  # noqa: F821
     log.info("time zone %s (%s); pump clock model %s", p.timezone, p.timezone_from, p.pump_clock)
-    tables.build_events(read_index(snakemake.input[0]), outputs, p.timezone, p.pump_clock, log)  # noqa: F821
+    tables.build_events(read_index(snakemake.input[0]), outputs, p.timezone, p.pump_clock, log, p.source)  # noqa: F821
 
 
 runlog.run(snakemake, "events", body)  # noqa: F821

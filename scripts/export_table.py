@@ -1,16 +1,21 @@
-"""Rules export and export_range, and with an accounts sheet export_combined[_range]: COPY one table,
-for one date range, to each output file (Parquet or CSV, by its extension)."""
+"""Rules export, export_derived and export_range, and with an accounts sheet their _combined forms:
+COPY each table, for one date range, to each output file (Parquet or CSV, by its extension)."""
 
 from tandem_export import export, runlog
 
 
 def body(log):
     p = snakemake.params  # noqa: F821
-    inputs = list(snakemake.input)  # noqa: F821
-    accounts = getattr(p, "accounts", None)
-    table = dict(zip(accounts, inputs, strict=True)) if accounts else inputs[0]
-    for out in snakemake.output:  # noqa: F821
-        export.export_table(table, out, p.start, p.end, p.source, log)
+    inputs, outputs = list(snakemake.input), list(snakemake.output)  # noqa: F821
+    accounts = getattr(p, "accounts", None) or [None]
+    tables = getattr(p, "tables", None) or [None]
+    # Inputs are table-major (each table: every account); outputs too (each table: every format).
+    per_table, per_out = len(accounts), len(outputs) // len(tables)
+    for i, _ in enumerate(tables):
+        paths = inputs[i * per_table : (i + 1) * per_table]
+        table = dict(zip(accounts, paths, strict=True)) if accounts != [None] else paths[0]
+        for out in outputs[i * per_out : (i + 1) * per_out]:
+            export.export_table(table, out, p.start, p.end, p.source, log)
 
 
 runlog.run(snakemake, "export", body)  # noqa: F821

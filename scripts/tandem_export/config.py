@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import re
 import sys
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import demo
-from .storage import sha256_file
+from .storage import atomic_path, sha256_file
 
 #: Tables built from the decoded events by their own SQL (see tandem_export/sql/).
 DERIVED_TABLES = (
@@ -31,8 +32,10 @@ DERIVED_TABLES = (
     "user_modes",
     "daily_summary",
 )
+#: Tables written by the events build, each exported by its own job.
+EVENT_TABLES = ("raw_events", "events", "clock_changes")
 #: Every exported table, in the order the README lists them.
-TABLES = ("raw_events", "events", "clock_changes", *DERIVED_TABLES)
+TABLES = (*EVENT_TABLES, *DERIVED_TABLES)
 PUMP_CLOCK_MODELS = ("recorded_changes", "follows_zone")
 #: The DuckDB database in exports/ holding every table (all rows).
 DATABASE = "tandem.duckdb"
@@ -226,6 +229,46 @@ def _serial(value, key: str) -> str:
     return str(value)
 
 
+#: Where the SHA-256 of each saved file is remembered between runs, beside Snakemake's own state.
+DIGEST_CACHE = Path(".snakemake") / "tandem_export" / "saved-file-digests.json"
+
+
+class _Digests:
+    """SHA-256 of saved files, remembered with each file's size, times and inode.
+
+    Naming a saved file's raw copy needs the hash of its bytes at every parse (every run, every
+    job); years of saved responses are gigabytes.  A file whose size, mtime, ctime, inode and device
+    are all unchanged is not read again (ctime cannot be set back by hand, so an edit in place is
+    always seen).  The cache is advisory: unreadable, it is rebuilt; unwritable, nothing is kept.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.known, self.used = path, {}, {}
+        with contextlib.suppress(OSError, ValueError):
+            known = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(known, dict):
+                self.known = known
+
+    def sha256(self, full: Path) -> str:
+        st = full.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+        hit = self.known.get(str(full))
+        if isinstance(hit, dict) and hit.get("stat") == stamp and isinstance(hit.get("sha256"), str):
+            digest = hit["sha256"]
+        else:
+            digest = sha256_file(full)
+        self.used[str(full)] = {"stat": stamp, "sha256": digest}
+        return digest
+
+    def save(self) -> None:
+        if self.used == self.known:
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.path) as tmp:
+                tmp.write_text(json.dumps(self.used, sort_keys=True), encoding="utf-8")
+
+
 def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
     entries = config.get("files") or []
     if isinstance(entries, str):
@@ -236,6 +279,7 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         )
     default_serial = _serial(config.get("file_pump_serial", "UNKNOWN"), "file_pump_serial")
     out = {}
+    digests = _Digests(Path.cwd() / DIGEST_CACHE)
     for item in entries:
         path = item if isinstance(item, str) else item["path"]
         serial = default_serial
@@ -245,7 +289,7 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         if not full.is_file():
             raise ConfigError(f"files: {path!r} does not exist or is not a file; fix the path or remove the entry")
         try:
-            digest = sha256_file(full)
+            digest = digests.sha256(full)
         except OSError as exc:
             raise ConfigError(f"files: {path!r} cannot be read ({exc.strerror}); fix its permissions") from None
         stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-") or "file"
@@ -253,6 +297,7 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         # entry, and the copy imported before is never overwritten.
         window = f"{stem}-{digest[:12]}"
         out[("files", window)] = RawFile("files", window, f"data/raw/files/{window}.raw", "file", serial, str(full))
+    digests.save()
     return out
 
 

@@ -9,11 +9,65 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from .storage import atomic_path, connect, sql_str
 
 #: Written into every exported Parquet file's key-value metadata.
 PRODUCER = "tandem-export pipeline"
+
+#: The row order of every export and database table: the first of these columns a table has, in turn.
+ORDER_COLUMNS = ("timestamp", "pump_serial", "sequence_group", "seq_num", "bolus_id")
+
+
+def export_metadata(source: str, table: str, start: str | None = None, end: str | None = None) -> dict[str, str]:
+    """The key-value metadata of an exported Parquet file (and of a table file written to match).
+
+    ``source`` labels where the rows came from (demo data stays labelled), ``table`` is the table
+    name, ``start``/``end`` the inclusive date range ("" when unbounded).
+    """
+    return {"source": source, "table": table, "start": start or "", "end": end or "", "producer": PRODUCER}
+
+
+def order_columns(names: list[str], account: bool = False) -> list[str]:
+    """The columns (of ``names``) an export is sorted by: ``account`` first when asked, then ORDER_COLUMNS."""
+    return [c for c in (("account",) if account else ()) + ORDER_COLUMNS if c in names]
+
+
+def stored_in_order(path: str | Path, columns: list[str]) -> bool:
+    """Whether the rows of the Parquet file ``path`` are already sorted by ``columns`` (ascending,
+    NULLs last, as DuckDB's ORDER BY), in file order.
+
+    Reads only those columns and compares each row with the next, key by key (vectorised in
+    Arrow): the file is in order when no row is greater than the one after it.  The table builders
+    write the tables in this order, so an export can stream the rows instead of sorting years of
+    wide rows again.
+    """
+    if not columns:
+        return True
+    keys = pq.read_table(path, columns=columns)
+    n = keys.num_rows
+    if n < 2:
+        return True
+    tied = None  # rows equal to the next on every key so far
+    for name in columns:
+        col = keys.column(name).combine_chunks()
+        a, b = col.slice(0, n - 1), col.slice(1)
+        a_null, b_null = pc.is_null(a), pc.is_null(b)
+        # a > b with NULLs last: a NULL before a value, or both values and a greater
+        greater = pc.or_(pc.and_(a_null, pc.invert(b_null)), pc.fill_null(pc.greater(a, b), False))
+        equal = pc.or_(pc.and_(a_null, b_null), pc.fill_null(pc.equal(a, b), False))
+        if pc.any(greater if tied is None else pc.and_(tied, greater)).as_py():
+            return False
+        tied = equal if tied is None else pc.and_(tied, equal)
+    return True
+
+
+def _file_metadata(path: str | Path) -> dict[str, str]:
+    """The key-value metadata of a Parquet file, decoded (empty when it has none)."""
+    kv = pq.read_metadata(path).metadata or {}
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in kv.items()}
 
 
 def _csv_column(name: str, typ: str) -> str:
@@ -70,24 +124,34 @@ def export_table(
     cond = " AND ".join(where) or "true"
     columns = con.sql("DESCRIBE SELECT * FROM t").fetchall()
     names = [c[0] for c in columns]
-    order = ", ".join(
-        c for c in ("account", "timestamp", "pump_serial", "sequence_group", "seq_num", "bolus_id") if c in names
-    )
+    keys = order_columns(names, account=True)
+    # One table already in export order (the usual case) is streamed as stored: with one thread
+    # and insertion order kept, DuckDB writes the rows in file order.  Otherwise it sorts.
+    sort = isinstance(table, dict) or not stored_in_order(table, keys)
+    order = f" ORDER BY {', '.join(keys)}" if sort else ""
     fmt = Path(out).suffix.lstrip(".")
-    if fmt == "parquet":
-        select = f"SELECT * FROM t WHERE {cond} ORDER BY {order}"
-        meta = {"source": source, "table": name, "start": start or "", "end": end or "", "producer": PRODUCER}
+    meta = export_metadata(source, name, start, end)
+    # The table file may already be this export: every row, in export order, written by the same
+    # DuckDB Parquet writer with the same metadata (the table builders write it so).  Then it is copied.
+    as_written = fmt == "parquet" and not sort and not where and _file_metadata(table) == meta
+    if as_written:
+        pass
+    elif fmt == "parquet":
+        select = f"SELECT * FROM t WHERE {cond}{order}"
         kv = ", ".join(f'"{k}": {sql_str(v)}' for k, v in meta.items())
         options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{kv}}}"
     elif fmt == "csv":
         cols = ", ".join(_csv_column(n, t) for n, t, *_ in columns)
-        select = f"SELECT {cols} FROM t WHERE {cond} ORDER BY {order}"
+        select = f"SELECT {cols} FROM t WHERE {cond}{order}"
         options = "FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\\r\\n'"
     else:
         raise ValueError(f"unknown export format {fmt!r}")
     rows = con.sql(f"SELECT count(*) FROM t WHERE {cond}").fetchall()[0][0]
     with atomic_path(out) as tmp:
-        con.sql(f"COPY ({select}) TO {sql_str(str(tmp))} ({options})")
+        if as_written:
+            shutil.copyfile(table, tmp)
+        else:
+            con.sql(f"COPY ({select}) TO {sql_str(str(tmp))} ({options})")
     log.info("%s: %d rows (%s to %s) -> %s", name, rows, start or "first day", end or "last day", out)
     if not rows and name != "clock_changes":  # a pump whose clock never changed is normal
         log.warning(
@@ -123,10 +187,9 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
             con.sql("SET enable_progress_bar = false")
             for name, path in tables.items():
                 names = [c[0] for c in con.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})").fetchall()]
-                order = ", ".join(
-                    c for c in ("timestamp", "pump_serial", "sequence_group", "seq_num", "bolus_id") if c in names
-                )
-                con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet({sql_str(path)}) ORDER BY {order}')
+                keys = order_columns(names)
+                order = "" if stored_in_order(path, keys) else f" ORDER BY {', '.join(keys)}"
+                con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet({sql_str(path)}){order}')
                 rows = con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
                 log.info("%s: %d rows", name, rows)
             con.sql("CREATE TABLE export_info (key VARCHAR, value VARCHAR)")

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from . import decode, times
+from . import decode, export, times
 from .storage import atomic_path, connect, sql_str
 
 #: Columns of raw_events and events, before ``data`` / ``properties`` / ``record``.
@@ -50,6 +50,11 @@ PLACEMENT_COLUMNS = {
 WINDOWS_KEY = "tandem_export.windows"
 
 _EPOCH_SQL = f"TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}'"
+
+
+def _metadata(source: str | None, table: str) -> dict[str, str] | None:
+    """A table file's key-value metadata: that of its full-range export when the source is known."""
+    return None if source is None else export.export_metadata(source, table)
 
 
 def _write_parquet(con, select: str, path: str, metadata: dict[str, str] | None = None) -> int:
@@ -206,6 +211,7 @@ def build_events(
     timezone: str,
     pump_clock: str,
     log: logging.Logger,
+    source: str | None = None,
 ) -> None:
     """Union every normalised window, keep one row per event identity, and place every event in time.
 
@@ -218,7 +224,8 @@ def build_events(
     ``outputs`` maps ``decoded`` (the placement table, :data:`PLACEMENT_COLUMNS`; the derived tables
     read it through :func:`decoded_view`), ``events``, ``raw_events`` and ``clock_changes`` to
     Parquet paths; every table is ordered by (pump_serial, sequence_group, seq_num), clock_changes
-    by time.
+    by time.  With ``source`` (the data's label), events, raw_events and clock_changes carry the
+    key-value metadata of their full-range export (:func:`tandem_export.export.export_metadata`).
     """
     windows = [str(w) for w in windows]
     con = connect()
@@ -263,8 +270,12 @@ def build_events(
             {WINDOWS_KEY: json.dumps(fingerprint)},
         )
         con.unregister("placement_rows")
-        _write_event_tables(windows, present, [f[1] for f in fingerprint], placement, outputs, scan_in_order)
-        _write_clock_changes(con, changes, change_offsets, serial_names, outputs["clock_changes"])
+        _write_event_tables(
+            windows, present, [f[1] for f in fingerprint], placement, outputs, scan_in_order, source
+        )
+        _write_clock_changes(
+            con, changes, change_offsets, serial_names, outputs["clock_changes"], _metadata(source, "clock_changes")
+        )
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
@@ -596,6 +607,7 @@ def _write_event_tables(
     placement: dict[str, np.ndarray],
     outputs: dict[str, str],
     scan_in_order: bool,
+    source: str | None,
 ) -> None:
     """events and raw_events, streamed from the windows in event order (sorted only when window
     order is not event order, or the windows were not scanned in window order), each by its own
@@ -617,7 +629,7 @@ def _write_event_tables(
         _run_concurrently(
             writers,
             [(name, ()) for name in selects],
-            lambda w, name: _write_parquet(w.con, selects[name], outputs[name]),
+            lambda w, name: _write_parquet(w.con, selects[name], outputs[name], _metadata(source, name)),
         )
 
 
@@ -640,7 +652,7 @@ def _change_offsets(keys, kept, offset, changes) -> list[int | None]:
     return [best[(s, c.seq_num)][1] if (s, c.seq_num) in best else None for s, c in changes]
 
 
-def _write_clock_changes(con, changes, change_offsets, serial_names, path: str) -> None:
+def _write_clock_changes(con, changes, change_offsets, serial_names, path: str, metadata) -> None:
     """clock_changes: each change with the UTC offset of its record, ordered by time."""
     found = [o is not None for o in change_offsets]
     con.register(
@@ -668,6 +680,7 @@ def _write_clock_changes(con, changes, change_offsets, serial_names, path: str) 
                  FROM changes_rows)
            ORDER BY timestamp, pump_serial, seq_num""",
         path,
+        metadata,
     )
     con.unregister("changes_rows")
 
@@ -757,7 +770,9 @@ def decoded_view(con, windows: list[str], decoded: str) -> None:
     _decoded_view_setup(con, windows, decoded)(con)
 
 
-def build_tables(windows: list[str], decoded: str, outputs: dict[str, str], log: logging.Logger) -> None:
+def build_tables(
+    windows: list[str], decoded: str, outputs: dict[str, str], log: logging.Logger, source: str | None = None
+) -> None:
     """Build every derived table named in ``outputs`` (name -> Parquet path) in one process.
 
     Each table's SQL (``sql/<name>.sql``) reads the view ``decoded`` (:func:`decoded_view`): the
@@ -767,7 +782,8 @@ def build_tables(windows: list[str], decoded: str, outputs: dict[str, str], log:
     time) use the offset of the record that logged them.  A table built on other derived tables
     (daily_summary) reads those written in this call from their files, and computes any other as a
     view by its own SQL file.  Two single-threaded writers (see :class:`_Writer`) build the tables
-    side by side; every file is written atomically.
+    side by side; every file is written atomically.  With ``source`` (the data's label), each table
+    carries the key-value metadata of its full-range export.
     """
     known = _table_names()
     unknown = sorted(set(outputs) - set(known))
@@ -794,7 +810,7 @@ def build_tables(windows: list[str], decoded: str, outputs: dict[str, str], log:
                 f"CREATE OR REPLACE TEMP VIEW {other} AS SELECT * FROM read_parquet({sql_str(outputs[other])})"
             )
         _create_table_views(writer.con, sql, name, set(needs[name]))
-        rows[name] = _write_parquet(writer.con, sql, outputs[name])
+        rows[name] = _write_parquet(writer.con, sql, outputs[name], _metadata(source, name))
 
     with _writers(2, beside, setup) as writers:
         _run_concurrently(writers, jobs, run)
