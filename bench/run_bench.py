@@ -40,6 +40,10 @@ EVENTS_PER_DAY = 606  # what the demo pump logs per day (5-minute CGM and basal,
 WORKFLOW_PARTS = ("Snakefile", "config.yaml", "rules", "scripts", "schemas", "envs", "profiles")
 
 
+#: The stage row of a rerun that finds nothing to do: no events are processed, so no rate is shown.
+NOTHING_NEW = "rerun with nothing new (Nothing to be done)"
+
+
 def generate(events: int, where: Path) -> tuple[list[Path], list[Path], Path, Path]:
     """History of about ``events`` events: JSON windows, binary windows, and one extra day (both)."""
     days = max(2, round(events / EVENTS_PER_DAY))
@@ -130,7 +134,7 @@ def bench_size(n: int, repeats: int, tmp: Path) -> list[tuple[str, dict, str]]:
             target = out / "exports" / f"{table}.{fmt}"
             runs = [stage("export", str(out / f"{table}.parquet"), str(target)) for _ in range(repeats)]
             rows.append((f"export {table}.{fmt}", median(runs), f"{target.stat().st_size / 1e6:.1f} MB"))
-    full, rerun = [], []
+    full, rerun, nothing = [], [], []
     for i in range(repeats):
         wf = workflow_copy(tmp / f"wf-{n}-{i}", json_files)
         full.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
@@ -138,9 +142,11 @@ def bench_size(n: int, repeats: int, tmp: Path) -> list[tuple[str, dict, str]]:
             json.dumps({**json.loads((wf / "bench.yaml").read_text()), "files": [*map(str, json_files), str(extra)]})
         )
         rerun.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
+        nothing.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
     exports = sum(p.stat().st_size for p in (tmp / f"wf-{n}-0" / "exports").iterdir())
     rows.append(("snakemake -c2 all, from nothing", {**median(full), "events": n}, f"{exports / 1e6:.1f} MB exports"))
     rows.append(("rerun after appending one day", {**median(rerun), "events": EVENTS_PER_DAY}, ""))
+    rows.append((NOTHING_NEW, median(nothing), ""))
     shutil.rmtree(where)
     return rows
 
@@ -175,7 +181,7 @@ def main() -> None:
         for n in (int(s) for s in args.sizes.split(",")):
             for name, r, note in bench_size(n, args.repeats, Path(tmp)):
                 events = r.get("events") or n
-                rate = f"{events / r['seconds']:,.0f}" if r["seconds"] > 0 else ""
+                rate = f"{events / r['seconds']:,.0f}" if r["seconds"] > 0 and name != NOTHING_NEW else ""
                 lines.append(f"| {n:,} | {name} | {r['seconds']:.2f} | {rate} | {r['peak_rss_mb']:.0f} | {note} |")
                 print(lines[-1], flush=True)
     text = "\n".join(lines)
