@@ -20,7 +20,7 @@ rule export_range:
 
 
 rule export:
-    # Both formats of an event table in one job: the configured range of a table is exported as a pair.
+    # Both formats of a table with a row per event in one job (the configured range, as a pair).
     input:
         "data/{acct}tables/{table}.parquet",
     output:
@@ -29,7 +29,7 @@ rule export:
     log:
         "logs/{acct}export/{table}.log",
     wildcard_constraints:
-        table="|".join(cfg.EVENT_TABLES),
+        table="|".join(cfg.EXPORTED_ALONE),
     conda:
         "../envs/tandem.yaml"
     params:
@@ -40,22 +40,24 @@ rule export:
         "../scripts/export_table.py"
 
 
-rule export_derived:
-    # The derived tables are built by one job, and exported (both formats, configured range) by one:
-    # each is small next to the events, and a job costs a Python start-up.
+rule export_tables:
+    # Every other table, both formats, the configured range, in one job: each is small next to the
+    # events, and a job costs a Python start-up.
     input:
-        expand("data/{{acct}}tables/{table}.parquet", table=cfg.DERIVED_TABLES),
+        expand("data/{{acct}}tables/{table}.parquet", table=cfg.EXPORTED_TOGETHER),
     output:
-        expand("exports/{{acct}}{table}.{fmt}", table=cfg.DERIVED_TABLES, fmt=FORMATS),
+        expand(
+            "exports/{{acct}}{table}.{fmt}", table=cfg.EXPORTED_TOGETHER, fmt=FORMATS
+        ),
     log:
-        "logs/{acct}export/derived_tables.log",
+        "logs/{acct}export/tables.log",
     conda:
         "../envs/tandem.yaml"
     params:
         start=SETTINGS.start,
         end=SETTINGS.end,
         source=lambda wc: account(wc).source_label,
-        tables=cfg.DERIVED_TABLES,
+        tables=cfg.EXPORTED_TOGETHER,
     script:
         "../scripts/export_table.py"
 
@@ -93,27 +95,27 @@ if SHEET:
             source=f"tandem ({cfg.COMBINED}: every account)",
             accounts=[s.account for s in ACCOUNTS.values()],
 
-    use rule export_derived as export_derived_combined with:
+    use rule export_tables as export_tables_combined with:
         input:
             [
                 f"data/{prefix}tables/{table}.parquet"
-                for table in cfg.DERIVED_TABLES
+                for table in cfg.EXPORTED_TOGETHER
                 for prefix in ACCOUNTS
             ],
         output:
             expand(
                 "exports/{combined}/{table}.{fmt}",
                 combined=cfg.COMBINED,
-                table=cfg.DERIVED_TABLES,
+                table=cfg.EXPORTED_TOGETHER,
                 fmt=FORMATS,
             ),
         log:
-            f"logs/{cfg.COMBINED}/export/derived_tables.log",
+            f"logs/{cfg.COMBINED}/export/tables.log",
         params:
             start=SETTINGS.start,
             end=SETTINGS.end,
             source=f"tandem ({cfg.COMBINED}: every account)",
-            tables=cfg.DERIVED_TABLES,
+            tables=cfg.EXPORTED_TOGETHER,
             accounts=[s.account for s in ACCOUNTS.values()],
 
 

@@ -1,4 +1,4 @@
-"""Rules export, export_derived and export_range, and with an accounts sheet their _combined forms:
+"""Rules export, export_tables and export_range, and with an accounts sheet their _combined forms:
 COPY each table, for one date range, to each output file (Parquet or CSV, by its extension)."""
 
 from tandem_export import export, runlog

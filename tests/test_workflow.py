@@ -233,7 +233,7 @@ def test_changing_the_range_reruns_only_exports(demo_run):
         if line.strip().startswith(("export", "events", "normalize", "derived_table", "demo_source"))
     ]
     rules = {parts[0] for parts in job_lines if len(parts) >= 2 and parts[1].isdigit()}
-    assert rules == {"export", "export_derived"}, out
+    assert rules == {"export", "export_tables"}, out
 
 
 def test_configured_range_applies_to_every_table(tmp_path):
