@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -802,8 +803,10 @@ def build_tables(
     wanted = {o for n in needs.values() for o in n}
     jobs = sorted(((name, needs[name]) for name in outputs), key=lambda job: job[0] not in wanted)
     rows: dict[str, int] = {}
+    seconds: dict[str, float] = {}
 
     def run(writer: _Writer, name: str) -> None:
+        began = time.perf_counter()
         sql = table_sql(name)
         for other in needs[name]:
             writer.con.sql(
@@ -811,11 +814,12 @@ def build_tables(
             )
         _create_table_views(writer.con, sql, name, set(needs[name]))
         rows[name] = _write_parquet(writer.con, sql, outputs[name], _metadata(source, name))
+        seconds[name] = time.perf_counter() - began
 
     with _writers(2, beside, setup) as writers:
         _run_concurrently(writers, jobs, run)
     for name in outputs:
-        log.info("%s: %d rows", name, rows[name])
+        log.info("%s: %d rows (%.2f s)", name, rows[name], seconds[name])
 
 
 def build_table(name: str, decoded: str, out: str, log: logging.Logger) -> None:
