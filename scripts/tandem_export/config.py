@@ -256,7 +256,8 @@ class _Digests:
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
         hit = self.known.get(str(full))
         if isinstance(hit, dict) and hit.get("stat") == stamp and isinstance(hit.get("sha256"), str):
-            digest = hit["sha256"]
+            with open(full, "rb"):  # still readable (permissions may have changed since)
+                digest = hit["sha256"]
         else:
             digest = sha256_file(full)
         self.used[str(full)] = {"stat": stamp, "sha256": digest}
