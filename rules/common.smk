@@ -42,6 +42,17 @@ def account(wildcards):
     return ACCOUNTS[wildcards.acct]
 
 
+def lineage(wildcards):
+    """Digest of the settings an account's tables are built from (cfg.Settings.lineage): a parameter
+    of every rule from the events build on, so that a failed or interrupted run after a change of
+    them is never followed by "Nothing to be done"."""
+    return account(wildcards).lineage
+
+
+#: The same for the combined exports: every account's digest.
+ALL_LINEAGES = [s.lineage for s in ACCOUNTS.values()]
+
+
 def normalize_inputs(wildcards):
     """What one account's normalise job reads: the fetch manifest, or the raw-store files."""
     if account(wildcards).source == "tandem":

@@ -15,6 +15,7 @@ rule export_range:
         start=lambda wc: cfg.check_date_or_exit("start (in the file name)", wc.start),
         end=lambda wc: cfg.check_range_or_exit(wc.start, wc.end),
         source=lambda wc: account(wc).source_label,
+        lineage=lineage,
     script:
         "../scripts/export_table.py"
 
@@ -36,6 +37,7 @@ rule export:
         start=SETTINGS.start,
         end=SETTINGS.end,
         source=lambda wc: account(wc).source_label,
+        lineage=lineage,
     script:
         "../scripts/export_table.py"
 
@@ -57,6 +59,7 @@ rule export_tables:
         start=SETTINGS.start,
         end=SETTINGS.end,
         source=lambda wc: account(wc).source_label,
+        lineage=lineage,
         tables=cfg.EXPORTED_TOGETHER,
     script:
         "../scripts/export_table.py"
@@ -80,6 +83,7 @@ if SHEET:
             end=lambda wc: cfg.check_range_or_exit(wc.start, wc.end),
             source=f"tandem ({cfg.COMBINED}: every account)",
             accounts=[s.account for s in ACCOUNTS.values()],
+            lineage=ALL_LINEAGES,
 
     use rule export as export_combined with:
         input:
@@ -94,6 +98,7 @@ if SHEET:
             end=SETTINGS.end,
             source=f"tandem ({cfg.COMBINED}: every account)",
             accounts=[s.account for s in ACCOUNTS.values()],
+            lineage=ALL_LINEAGES,
 
     use rule export_tables as export_tables_combined with:
         input:
@@ -117,6 +122,7 @@ if SHEET:
             source=f"tandem ({cfg.COMBINED}: every account)",
             tables=cfg.EXPORTED_TOGETHER,
             accounts=[s.account for s in ACCOUNTS.values()],
+            lineage=ALL_LINEAGES,
 
 
 rule database:
@@ -133,6 +139,7 @@ rule database:
         "../envs/tandem.yaml"
     params:
         source=lambda wc: account(wc).source_label,
+        lineage=lineage,
     script:
         "../scripts/export_database.py"
 

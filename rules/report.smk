@@ -51,5 +51,6 @@ rule account_report:
         start=SETTINGS.start,
         end=SETTINGS.end,
         source=lambda wc: account(wc).source_label,
+        lineage=lineage,
     script:
         "../scripts/make_report.py"

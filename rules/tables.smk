@@ -20,6 +20,7 @@ rule events:
         timezone_from=lambda wc: account(wc).timezone_from,
         # Written into the event tables' metadata, as in their exports.
         source=lambda wc: account(wc).source_label,
+        lineage=lineage,
     script:
         "../scripts/build_events.py"
 
@@ -40,5 +41,6 @@ rule derived_tables:
     params:
         names=cfg.DERIVED_TABLES,
         source=lambda wc: account(wc).source_label,
+        lineage=lineage,
     script:
         "../scripts/build_tables.py"

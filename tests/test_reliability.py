@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import hypothesis.strategies as st
 import pyarrow.parquet as pq
@@ -209,6 +211,27 @@ def test_interrupted_run_completes_on_the_next_run_with_identical_results(tmp_pa
     for path in (reference / "exports").iterdir():
         if path.suffix in (".parquet", ".csv"):
             assert (exports / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_a_failed_run_after_a_settings_change_is_not_followed_by_nothing_to_be_done(tmp_path):
+    # Snakemake removes the outputs of a job that fails or is interrupted; the exports, older but
+    # still present, must not then look up to date while they hold rows built with the old settings.
+    workdir = copy_workflow(tmp_path / "wf")
+    snakemake(workdir, "-c1", "all")
+    script = workdir / "scripts" / "build_events.py"
+    original = script.read_text()
+    script.write_text(original + '\nraise SystemExit("simulated interruption")\n')
+    failed = snakemake(workdir, "-c1", "all", "--config", "timezone=Europe/Berlin", check=False)
+    assert failed.returncode != 0
+    assert not (workdir / "data" / "tables" / "events.parquet").exists()
+    script.write_text(original)
+    again = snakemake(workdir, "-c1", "all", "--config", "timezone=Europe/Berlin")
+    assert "Nothing to be done" not in again.stdout + again.stderr
+    with open(workdir / "exports" / "cgm_readings.csv", newline="") as fh:
+        first = next(csv.DictReader(fh))
+    wall = dt.datetime.fromisoformat(first["pump_time"])
+    want = wall.replace(tzinfo=ZoneInfo("Europe/Berlin")).astimezone(dt.UTC)
+    assert first["timestamp"] == want.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_second_invocation_at_once_is_refused_by_the_lock(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import re
 import sys
@@ -110,6 +111,37 @@ class Settings:
     def prefix(self) -> str:
         """Path prefix of this account's files: '' for the single-account setup, '<id>/' for a sheet account."""
         return f"{self.account}/" if self.account else ""
+
+    @property
+    def lineage(self) -> str:
+        """A digest of every setting the account's tables are built from (a rule parameter).
+
+        Snakemake rebuilds a missing intermediate file only when something downstream of it must run.
+        A run that fails or is interrupted after a change of these settings removes the unfinished
+        table files, and the exports, still present and newer than what is left, would then look up to
+        date ("Nothing to be done") while holding the old rows.  Every rule from the events build to
+        the exports and the report carries this digest as a parameter, so such a change keeps those
+        jobs due until a run completes.  It covers: the source and its raw windows (for saved files,
+        names holding each file's hash), the demo generator's settings, the time zone and pump clock
+        model, and for Tandem Source the account, region, pumps, range and ``fetch_check`` (which
+        changes on every run while the range is open, as the fetch does).  The date range of the
+        exports (``start``/``end``) is not in it for other sources: it is a parameter of the exports only.
+        """
+        parts: dict = {
+            "source": self.source,
+            "timezone": self.timezone,
+            "timezone_from": self.timezone_from,
+            "pump_clock": self.pump_clock,
+            "raw": sorted(
+                [f.store, f.window, f.path, f.kind, f.pump_serial, f.origin or ""] for f in self.raw_files.values()
+            ),
+        }
+        if self.source == "demo":
+            parts["demo"] = [self.demo_seed, self.demo_end, self.demo_days]
+        if self.source == "tandem":
+            parts["tandem"] = [self.account, self.region, self.pump_serial, self.start, self.end, self.fetch_check]
+        text = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     @property
     def source_label(self) -> str:
