@@ -192,3 +192,21 @@ def test_saved_file_checksums_are_remembered_until_the_file_changes(tmp_path, mo
     # A damaged cache is ignored, not trusted.
     (tmp_path / config.DIGEST_CACHE).write_text("{not json")
     assert config._file_entries(cfg, str(tmp_path)) == changed
+
+
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next_one(tmp_path):
+    rows = sorted(_rows(20, 5), key=functools.partial(_key, columns=["timestamp", "pump_serial", "seq_num"]))
+    table = tmp_path / "data" / "cgm_readings.parquet"
+    table.parent.mkdir()
+    _write(rows, table)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    # What a writer killed outright leaves: its temporary file, or the database's temporary folder.
+    (exports / ".cgm_readings.csv.k1ll3d.tmp").write_text("half a file")
+    (exports / ".tandem.duckdb.k1ll3d.tmp").mkdir()
+    (exports / ".tandem.duckdb.k1ll3d.tmp" / "tandem.duckdb.wal").write_bytes(b"\0" * 100)
+    other = exports / ".cgm_readings.parquet.k1ll3d.tmp"  # another target's: left to its own writer
+    other.write_text("x")
+    export.export_table(str(table), str(exports / "cgm_readings.csv"), None, None, "test", LOG)
+    export.export_database({"cgm_readings": str(table)}, str(exports / "tandem.duckdb"), "test", LOG)
+    assert sorted(p.name for p in exports.iterdir()) == [other.name, "cgm_readings.csv", "tandem.duckdb"]

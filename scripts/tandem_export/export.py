@@ -12,7 +12,7 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .storage import atomic_path, connect, sql_str
+from .storage import atomic_path, connect, remove_stale_temporaries, sql_str
 
 #: Written into every exported Parquet file's key-value metadata.
 PRODUCER = "tandem-export pipeline"
@@ -176,6 +176,7 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
     """
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         tmp = folder / target.name

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import decode
+from . import decode, source
 from . import layouts as L
 from .errors import InputError
 from .storage import atomic_path, connect, sha256_file, sql_str
@@ -334,7 +334,7 @@ def _cache_key(spec: WindowSpec) -> str | InputError:
         if expected != [digest]:
             return InputError(
                 f"{spec.raw}: the raw-store file changed since it was written (checksum mismatch); "
-                "restore it from a backup or delete it and its .sha256 to fetch/import it again"
+                f"{source.DAMAGED_RAW_ADVICE}"
             )
     key = hashlib.sha256(f"{digest}\0{spec.pump_serial}\0{DECODER_VERSION}".encode())
     return key.hexdigest()[:16]

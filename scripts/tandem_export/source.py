@@ -12,6 +12,14 @@ from . import demo
 from .errors import InputError
 from .storage import atomic_path, sha256_file
 
+#: What to do about a raw-store file whose checksum no longer matches: deleting it is not enough on
+#: its own (the exports built before are still up to date for Snakemake), so the rules that bring it
+#: back are forced (only those of the configured source are in the run).
+DAMAGED_RAW_ADVICE = (
+    "restore it from a backup, or delete it and its .sha256 and run again with "
+    "--forcerun fetch import_files normalize to fetch, import or generate it again"
+)
+
 
 def checksum_path(raw: Path | str) -> Path:
     """The ``.sha256`` file recorded beside a raw-store file."""
@@ -32,8 +40,7 @@ def verify_checksum(raw: Path) -> None:
     expected = recorded.read_text(encoding="utf-8").split()[0]
     if sha256_file(raw) != expected:
         raise InputError(
-            f"{raw}: the raw-store file changed since it was written (checksum mismatch); "
-            "restore it from a backup or delete it and its .sha256 to fetch/import it again"
+            f"{raw}: the raw-store file changed since it was written (checksum mismatch); {DAMAGED_RAW_ADVICE}"
         )
 
 

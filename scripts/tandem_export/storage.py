@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,15 +32,34 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def remove_stale_temporaries(target: Path | str) -> None:
+    """Remove what an earlier writer of ``target`` left beside it when it was killed: the files or
+    folders named ``.<target name>.<random>.tmp`` that :func:`atomic_path` (and the database export)
+    create.  A process killed outright (SIGKILL, SIGTERM, power loss) runs no clean-up; one file
+    has one writer at a time (Snakemake's lock), so the next writer removes them.
+    """
+    target = Path(target)
+    if not target.parent.is_dir():
+        return
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it onto ``target``.
 
     On any exception the temporary file is removed and ``target`` is left as it was, so a reader
-    never sees a half-written file under the final name.
+    never sees a half-written file under the final name.  Temporary files of an earlier writer
+    that was killed are removed first (:func:`remove_stale_temporaries`).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
