@@ -73,9 +73,6 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
 
 
 def sha256_file(path: Path | str) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file's bytes (hashlib.file_digest: read into one reused buffer)."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
