@@ -306,3 +306,53 @@ def test_a_failed_write_is_one_clear_line_and_exit_1(tmp_path, capsys):
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("[export] ERROR: could not read or write") and "No space left on device" in line
     assert "t.csv" in (tmp_path / "rule.log").read_text()
+
+
+def test_a_failed_duckdb_write_is_one_clear_line_and_other_errors_are_not_hidden(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    import duckdb
+    from tandem_export import runlog
+
+    logs = SimpleNamespace(log=[str(tmp_path / "rule.log")])
+
+    def copy_into_missing_folder(log):
+        duckdb.sql(f"COPY (SELECT 1 AS x) TO '{tmp_path / 'missing' / 'x.parquet'}' (FORMAT parquet)")
+
+    def database_on_a_full_disk(log):  # how DuckDB reported it when the disk filled during a commit
+        raise duckdb.TransactionException(
+            'TransactionContext Error: Failed to commit: Could not write file "exports/.tandem.duckdb.x.tmp/'
+            'tandem.duckdb.wal": No space left on device'
+        )
+
+    for body, expect in ((copy_into_missing_folder, "x.parquet"), (database_on_a_full_disk, "No space left")):
+        with pytest.raises(SystemExit) as stop:
+            runlog.run(logs, "export", body)
+        assert stop.value.code == 1
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("[export] ERROR: could not read or write a file: "), lines
+        assert expect in lines[0]
+
+    def a_bug(log):
+        duckdb.sql("SELECT no_such_column FROM (SELECT 1 AS x)")
+
+    with pytest.raises(duckdb.BinderException):
+        runlog.run(logs, "export", a_bug)
+
+
+def test_a_new_version_of_the_code_rebuilds_the_tables(tmp_path):
+    # Snakemake's own code check covers the rule scripts, not the package they import.
+    workdir = copy_workflow(tmp_path / "wf")
+    snakemake(workdir, "-c1", "all")
+    before = {p.name: p.read_bytes() for p in (workdir / "exports").iterdir() if p.suffix in (".csv", ".parquet")}
+    assert "Nothing to be done" in snakemake(workdir, "-n", "-c1", "all").stdout
+    tables_py = workdir / "scripts" / "tandem_export" / "tables.py"
+    tables_py.write_text(tables_py.read_text() + "\n# a new version\n")
+    proc = snakemake(workdir, "-c1", "all")
+    out = proc.stdout + proc.stderr
+    assert "Nothing to be done" not in out
+    for rule in ("normalize", "events", "derived_tables", "export", "export_tables", "database"):
+        assert re.search(rf"^(local)?rule {rule}:", out, re.M), rule
+    assert "unchanged, reused" in (workdir / "logs" / "normalize.log").read_text()  # the decoder did not change
+    after = {p.name: p.read_bytes() for p in (workdir / "exports").iterdir() if p.suffix in (".csv", ".parquet")}
+    assert after == before

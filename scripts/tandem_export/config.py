@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -121,13 +122,16 @@ class Settings:
         table files, and the exports, still present and newer than what is left, would then look up to
         date ("Nothing to be done") while holding the old rows.  Every rule from the events build to
         the exports and the report carries this digest as a parameter, so such a change keeps those
-        jobs due until a run completes.  It covers: the source and its raw windows (for saved files,
+        jobs due until a run completes.  It covers: the package's code (:func:`code_version`: a new
+        version rebuilds the tables, which Snakemake's own code check, limited to the rule scripts,
+        would not see), the source and its raw windows (for saved files,
         names holding each file's hash), the demo generator's settings, the time zone and pump clock
         model, and for Tandem Source the account, region, pumps, range and ``fetch_check`` (which
         changes on every run while the range is open, as the fetch does).  The date range of the
         exports (``start``/``end``) is not in it for other sources: it is a parameter of the exports only.
         """
         parts: dict = {
+            "code": code_version(),
             "source": self.source,
             "timezone": self.timezone,
             "timezone_from": self.timezone_from,
@@ -261,6 +265,21 @@ def _serial(value, key: str) -> str:
             )
         return str(value)
     return str(value)
+
+
+@functools.cache
+def code_version() -> str:
+    """A digest of every Python and SQL file of this package (``tandem_export``), read at parse time.
+
+    A parameter of the normalize job and part of :attr:`Settings.lineage`: a changed decoder, time
+    model, table SQL or export code makes Snakemake run the jobs from normalize on (windows whose
+    decoder did not change are reused from the cache, see normalize.DECODER_VERSION).
+    """
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".sql") and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 #: Where the SHA-256 of each saved file is remembered between runs, beside Snakemake's own state.

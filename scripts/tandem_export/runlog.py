@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,11 +26,26 @@ def open_log(path: str | Path, rule: str) -> logging.Logger:
     return log
 
 
-def run(snakemake, rule: str, body: Callable[[logging.Logger], None]) -> None:
-    """Run a rule body; bad input or a failed write becomes one logged error line and exit status 1.
+#: How DuckDB words a failed read or write of a file (it raises its own exception types for them).
+_DUCKDB_IO = re.compile(r"No space left on device|Could not (?:write|read|open) file|Permission denied|Read-only file system")
 
-    A write that fails (disk full, read-only directory) leaves the earlier file in place, because
-    every output is written under a temporary name and renamed (storage.atomic_path).
+
+def _duckdb_io_error(exc: BaseException) -> str | None:
+    """The first line of a DuckDB error that is a failed file read or write, else None."""
+    if not type(exc).__module__.startswith(("duckdb", "_duckdb")):
+        return None
+    text = str(exc).strip()
+    if type(exc).__name__ == "IOException" or _DUCKDB_IO.search(text):
+        return text.splitlines()[0][:300] if text else type(exc).__name__
+    return None
+
+
+def run(snakemake, rule: str, body: Callable[[logging.Logger], None]) -> None:
+    """Run a rule body; bad input or a failed read or write becomes one logged error line and exit 1.
+
+    Every output is written under a temporary name and renamed (storage.atomic_path), so a file
+    under its final name is complete.  (Snakemake itself removes a job's earlier outputs before it
+    runs the job, so an output being rebuilt is absent after a failed write, never half written.)
     """
     log = open_log(snakemake.log[0], rule)
     try:
@@ -42,4 +58,10 @@ def run(snakemake, rule: str, body: Callable[[logging.Logger], None]) -> None:
         log.error(
             "could not read or write%s: %s; free space or fix permissions, then run again", where, exc.strerror or exc
         )
+        sys.exit(1)
+    except Exception as exc:
+        first = _duckdb_io_error(exc)
+        if first is None:
+            raise
+        log.error("could not read or write a file: %s; free space or fix permissions, then run again", first)
         sys.exit(1)
