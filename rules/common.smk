@@ -43,9 +43,9 @@ def account(wildcards):
 
 
 def lineage(wildcards):
-    """Digest of the settings an account's tables are built from (cfg.Settings.lineage): a parameter
-    of every rule from the events build on, so that a failed or interrupted run after a change of
-    them is never followed by "Nothing to be done"."""
+    """Digest of the settings and code an account's tables are built from (cfg.Settings.lineage): a
+    parameter of every rule from the events build on, so that a failed or interrupted run after a
+    change of them is never followed by "Nothing to be done"."""
     return account(wildcards).lineage
 
 
