@@ -171,3 +171,48 @@ def test_empty_history_gives_every_table_with_zero_rows(tmp_path):
 
 def read(path: Path) -> list[dict]:
     return pq.read_table(path).to_pylist()
+
+
+def test_the_same_content_listed_with_two_pump_serials_is_refused(tmp_path, monkeypatch):
+    import hashlib
+
+    import pytest
+    from tandem_export import config
+
+    saved = tmp_path / "saved.json"
+    saved.write_text('{"events": []}')
+    monkeypatch.chdir(tmp_path)
+    twice = {"files": [{"path": str(saved), "pump_serial": "111"}, {"path": str(saved), "pump_serial": "222"}]}
+    with pytest.raises(config.ConfigError, match="'111'.*'222'"):
+        config._file_entries(twice, str(tmp_path))
+    same = {"files": [str(saved), str(saved)], "file_pump_serial": "111"}
+    (entry,) = config._file_entries(same, str(tmp_path)).values()
+    assert entry.window == f"saved-{hashlib.sha256(saved.read_bytes()).hexdigest()[:12]}"
+
+
+def test_a_file_that_changed_after_the_run_began_is_not_stored_under_the_old_name(tmp_path):
+    import hashlib
+    import logging
+
+    import pytest
+    from tandem_export import source
+    from tandem_export.errors import InputError
+
+    log = logging.getLogger("test")
+    origin = tmp_path / "saved.json"
+    origin.write_text('{"events": [1]}')
+    named = hashlib.sha256(b'{"events": [0]}').hexdigest()[:12]  # the content when the run began
+    target = tmp_path / "raw" / f"saved-{named}.raw"
+    with pytest.raises(InputError, match="changed after this run began"):
+        source.import_file(str(origin), str(target), log)
+    assert not target.exists() and not source.checksum_path(target).exists()
+    assert [p for p in target.parent.iterdir()] == []  # no temporary file left either
+    # The content the name says is imported; a copy whose bytes and checksum disagree with its
+    # name (written by an older version) is replaced.
+    origin.write_text('{"events": [0]}')
+    target.write_text('{"events": [9]}')
+    source.write_checksum(target)
+    assert source.import_file(str(origin), str(target), log) is True
+    assert target.read_text() == '{"events": [0]}'
+    assert source.checksum_path(target).read_text().split()[0] == hashlib.sha256(b'{"events": [0]}').hexdigest()
+    assert source.import_file(str(origin), str(target), log) is False

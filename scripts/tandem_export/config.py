@@ -350,6 +350,15 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         # The content's hash is part of the name: a saved file that changes becomes a new raw-store
         # entry, and the copy imported before is never overwritten.
         window = f"{stem}-{digest[:12]}"
+        earlier = out.get(("files", window))
+        if earlier is not None and earlier.pump_serial != serial:
+            # The same bytes twice (one file listed twice, or two copies with one name): one raw-store
+            # entry, so one pump serial; two serials would silently drop one pump's events.
+            raise ConfigError(
+                f"files: {path!r} holds the same content as {earlier.origin!r}, listed with pump serial "
+                f"{earlier.pump_serial!r}, but is given pump serial {serial!r}; a saved file is one pump's "
+                "history: list it once, with its pump's serial"
+            )
         out[("files", window)] = RawFile("files", window, f"data/raw/files/{window}.raw", "file", serial, str(full))
     digests.save()
     return out

@@ -61,19 +61,30 @@ def write_demo(
 def import_file(origin: str, target: str, log: logging.Logger) -> bool:
     """Copy the user's saved file unchanged into the raw store and record its checksum.
 
-    A copy already in the store whose checksum still matches is kept (its name holds the hash of
-    the content, so it is the same content) and False is returned; otherwise the file is copied
-    (to a temporary name, then renamed) and True is returned.
+    ``target`` is named ``<stem>-<first 12 hex digits of the SHA-256>.raw`` with the hash taken when
+    the workflow was parsed (config._file_entries).  A copy already in the store whose checksum still
+    matches is kept (same name, same content) and False is returned; otherwise the file is copied
+    to a temporary name, its bytes are checked against the hash in the name, and it is renamed: True
+    is returned.  A file that changed after the run began (edited while the run was starting) raises
+    InputError and leaves no copy, so content is never stored under another content's name.
     """
     target_path = Path(target)
+    named = target_path.stem.rsplit("-", 1)[-1]
     if target_path.exists() and checksum_path(target_path).exists():
-        try:
-            verify_checksum(target_path)
+        recorded = checksum_path(target_path).read_text(encoding="utf-8").split()[:1]
+        actual = sha256_file(target_path)
+        if recorded == [actual] and actual.startswith(named):
             return False
-        except InputError:
-            log.warning("%s: the raw-store copy was damaged; copying %s again", target, origin)
+        log.warning("%s: the raw-store copy was damaged or is not what its name says; copying %s again", target, origin)
     with atomic_path(target) as tmp:
         shutil.copyfile(origin, tmp)
-    write_checksum(target_path)
+        digest = sha256_file(tmp)
+        if not digest.startswith(named):
+            raise InputError(
+                f"{origin}: the file changed after this run began (its content no longer matches the checksum "
+                "taken when the run started); run again once it is no longer being written"
+            )
+    with atomic_path(checksum_path(target_path)) as tmp:
+        tmp.write_text(f"{digest}  {target_path.name}\n", encoding="utf-8")
     log.info("imported %s -> %s (%d bytes)", origin, target, target_path.stat().st_size)
     return True
