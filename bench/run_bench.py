@@ -87,7 +87,7 @@ def stage(*args: str) -> dict:
 
 
 def median(runs: list[dict]) -> dict:
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0] if k != "nothing_to_be_done"}
 
 
 def workflow_copy(dest: Path, files: list[Path]) -> Path:
@@ -116,7 +116,8 @@ def bench_size(n: int, repeats: int, tmp: Path) -> list[tuple[str, dict, str]]:
         if len(files) < len(json_files):
             continue  # the history starts before 2008, which 26-byte records cannot hold
         runs = [stage("normalize", str(tmp / f"norm-{form}-{n}-{i}"), *map(str, files)) for i in range(repeats)]
-        rows.append((f"normalize ({form}, {len(files)} windows)", median(runs), f"{size(files) / 1e6:.1f} MB in"))
+        windows = f"{len(files)} window{'s' * (len(files) != 1)}"
+        rows.append((f"normalize ({form}, {windows})", median(runs), f"{size(files) / 1e6:.1f} MB in"))
         again = [stage("normalize", str(tmp / f"norm-{form}-{n}-0"), *map(str, files)) for _ in range(repeats)]
         rows.append((f"normalize again, all cached ({form})", median(again), ""))
     index = json.loads((tmp / f"norm-json-{n}-0" / "index.json").read_text())
@@ -134,7 +135,7 @@ def bench_size(n: int, repeats: int, tmp: Path) -> list[tuple[str, dict, str]]:
             target = out / "exports" / f"{table}.{fmt}"
             runs = [stage("export", str(out / f"{table}.parquet"), str(target)) for _ in range(repeats)]
             rows.append((f"export {table}.{fmt}", median(runs), f"{target.stat().st_size / 1e6:.1f} MB"))
-    full, rerun, nothing = [], [], []
+    full, rerun, nothing = [], [], []  # (the first two also report nothing_to_be_done: dropped below)
     for i in range(repeats):
         wf = workflow_copy(tmp / f"wf-{n}-{i}", json_files)
         full.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
@@ -143,6 +144,8 @@ def bench_size(n: int, repeats: int, tmp: Path) -> list[tuple[str, dict, str]]:
         )
         rerun.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
         nothing.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
+        if not nothing[-1].pop("nothing_to_be_done"):
+            raise SystemExit(f"the third run in {wf} did work: a rerun with nothing new must say Nothing to be done")
     exports = sum(p.stat().st_size for p in (tmp / f"wf-{n}-0" / "exports").iterdir())
     rows.append(("snakemake -c2 all, from nothing", {**median(full), "events": n}, f"{exports / 1e6:.1f} MB exports"))
     rows.append(("rerun after appending one day", {**median(rerun), "events": EVENTS_PER_DAY}, ""))
@@ -177,6 +180,7 @@ def main() -> None:
         "| events | stage | seconds | events/s | peak RSS MB | output |",
         "|---:|---|---:|---:|---:|---|",
     ]
+    print("\n".join(lines), flush=True)  # each row as it is measured, then the whole table again
     with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             for name, r, note in bench_size(n, args.repeats, Path(tmp)):

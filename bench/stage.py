@@ -64,7 +64,17 @@ def main() -> None:
         if proc.returncode != 0:
             sys.exit(proc.stderr[-3000:])
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        print(json.dumps({"seconds": time.perf_counter() - t0, "events": 0, "peak_rss_mb": children / 1024}))
+        nothing = "Nothing to be done" in proc.stdout + proc.stderr
+        print(
+            json.dumps(
+                {
+                    "seconds": time.perf_counter() - t0,
+                    "events": 0,
+                    "peak_rss_mb": children / 1024,
+                    "nothing_to_be_done": nothing,
+                }
+            )
+        )
         return
     else:
         sys.exit(f"unknown stage {stage}")
