@@ -115,13 +115,12 @@ def export_table(
     first = next(iter(table.values())) if isinstance(table, dict) else table
     con.sql("SET memory_limit = '1GB'")
     con.sql(f"SET temp_directory = {sql_str(str(Path(first).parent / '.duckdb-spill'))}")
+    name = Path(first).stem
     if isinstance(table, dict):
         parts = [f"SELECT {sql_str(a)} AS account, * FROM read_parquet({sql_str(p)})" for a, p in table.items()]
         con.sql(f"CREATE VIEW t AS {' UNION ALL BY NAME '.join(parts)}")
-        name = Path(next(iter(table.values()))).stem
     else:
         con.sql(f"CREATE VIEW t AS SELECT * FROM read_parquet({sql_str(table)})")
-        name = Path(table).stem
     where = []
     if start:
         where.append(f"CAST(pump_time AS DATE) >= DATE {sql_str(start)}")
@@ -140,9 +139,7 @@ def export_table(
     # The table file may already be this export: every row, in export order, written by the same
     # DuckDB Parquet writer with the same metadata (the table builders write it so).  Then it is copied.
     as_written = fmt == "parquet" and not sort and not where and _file_metadata(table) == meta
-    if as_written:
-        pass
-    elif fmt == "parquet":
+    if fmt == "parquet":
         select = f"SELECT * FROM t WHERE {cond}{order}"
         kv = ", ".join(f'"{k}": {sql_str(v)}' for k, v in meta.items())
         options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{kv}}}"

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from . import decode, source
 from . import layouts as L
 from .errors import InputError
-from .storage import atomic_path, connect, sha256_file, sql_str
+from .storage import atomic_path, connect, sql_str
 
 FORM_PUMP_LOGS = "pump-logs"
 FORM_EVENT_LIST = "pump-logs-event-list"
@@ -325,17 +325,11 @@ def read_index(path: Path | str) -> list[str]:
 def _cache_key(spec: WindowSpec) -> str | InputError:
     """The table name's key of a window; InputError if its raw file no longer matches its checksum."""
     try:
-        digest = sha256_file(spec.raw)
+        digest = source.checked_sha256(spec.raw)
+    except InputError as exc:
+        return exc
     except OSError as exc:
         return InputError(f"{spec.label}: cannot read the raw-store file {spec.raw} ({exc.strerror or exc})")
-    recorded = Path(str(spec.raw) + ".sha256")  # see source.checksum_path
-    if recorded.exists():
-        expected = recorded.read_text(encoding="utf-8").split()[:1]
-        if expected != [digest]:
-            return InputError(
-                f"{spec.raw}: the raw-store file changed since it was written (checksum mismatch); "
-                f"{source.DAMAGED_RAW_ADVICE}"
-            )
     key = hashlib.sha256(f"{digest}\0{spec.pump_serial}\0{DECODER_VERSION}".encode())
     return key.hexdigest()[:16]
 

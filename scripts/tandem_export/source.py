@@ -26,22 +26,27 @@ def checksum_path(raw: Path | str) -> Path:
     return Path(str(raw) + ".sha256")
 
 
-def write_checksum(raw: Path) -> None:
-    """Record the SHA-256 of a raw-store file beside it (``<file>.sha256``)."""
+def write_checksum(raw: Path, digest: str | None = None) -> None:
+    """Record the SHA-256 of a raw-store file beside it (``<file>.sha256``); ``digest`` if already known."""
     with atomic_path(checksum_path(raw)) as tmp:
-        tmp.write_text(f"{sha256_file(raw)}  {raw.name}\n", encoding="utf-8")
+        tmp.write_text(f"{digest or sha256_file(raw)}  {raw.name}\n", encoding="utf-8")
+
+
+def checked_sha256(raw: Path) -> str:
+    """The SHA-256 of a raw-store file, read once; InputError if it no longer matches the checksum
+    recorded beside it when it was written (a file without one is taken as it is)."""
+    digest = sha256_file(raw)
+    recorded = checksum_path(raw)
+    if recorded.exists() and recorded.read_text(encoding="utf-8").split()[:1] != [digest]:
+        raise InputError(
+            f"{raw}: the raw-store file changed since it was written (checksum mismatch); {DAMAGED_RAW_ADVICE}"
+        )
+    return digest
 
 
 def verify_checksum(raw: Path) -> None:
     """Raise InputError if ``raw`` no longer matches the checksum recorded when it was written."""
-    recorded = checksum_path(raw)
-    if not recorded.exists():
-        return
-    expected = recorded.read_text(encoding="utf-8").split()[0]
-    if sha256_file(raw) != expected:
-        raise InputError(
-            f"{raw}: the raw-store file changed since it was written (checksum mismatch); {DAMAGED_RAW_ADVICE}"
-        )
+    checked_sha256(raw)
 
 
 def write_demo(
@@ -71,10 +76,11 @@ def import_file(origin: str, target: str, log: logging.Logger) -> bool:
     target_path = Path(target)
     named = target_path.stem.rsplit("-", 1)[-1]
     if target_path.exists() and checksum_path(target_path).exists():
-        recorded = checksum_path(target_path).read_text(encoding="utf-8").split()[:1]
-        actual = sha256_file(target_path)
-        if recorded == [actual] and actual.startswith(named):
-            return False
+        try:
+            if checked_sha256(target_path).startswith(named):
+                return False
+        except InputError:
+            pass
         log.warning("%s: the raw-store copy was damaged or is not what its name says; copying %s again", target, origin)
     with atomic_path(target) as tmp:
         shutil.copyfile(origin, tmp)
@@ -84,7 +90,6 @@ def import_file(origin: str, target: str, log: logging.Logger) -> bool:
                 f"{origin}: the file changed after this run began (its content no longer matches the checksum "
                 "taken when the run started); run again once it is no longer being written"
             )
-    with atomic_path(checksum_path(target_path)) as tmp:
-        tmp.write_text(f"{digest}  {target_path.name}\n", encoding="utf-8")
+    write_checksum(target_path, digest)
     log.info("imported %s -> %s (%d bytes)", origin, target, target_path.stat().st_size)
     return True
