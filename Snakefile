@@ -23,7 +23,12 @@ rule all:
         all_exports(),
 
 
+onsuccess:
+    release_exit()
+
+
 onerror:
+    release_exit()
     # With an accounts sheet, name every account that did not complete and its first error; the
     # other accounts' jobs have run to the end (profiles/default sets keep-going).
     if SHEET:

@@ -4,6 +4,7 @@
 # (data/<id>/tables/..., exports/<id>/...).
 import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,3 +119,17 @@ def failed_accounts():
                 lines.append(f"  {settings.account}: {errors[0].strip()} (log: {log})")
                 break
     return lines
+
+
+def release_exit():
+    """Cancel Snakemake's job-rate timers so the finished run exits at once.
+
+    Snakemake (9.x) starts a non-daemon threading.Timer of --max-jobs-per-timespan's timespan (1 s by
+    default) at every scheduling step to re-check its job rate limit; Python waits for the last one
+    before the process can exit, which added up to a second to every run that ran a job. Once the
+    workflow has ended nothing is scheduled any more, so they are cancelled from onsuccess/onerror.
+    """
+    for thread in threading.enumerate():
+        name = getattr(getattr(thread, "function", None), "__qualname__", "")
+        if isinstance(thread, threading.Timer) and "_schedule_reevalutation" in name:
+            thread.cancel()
