@@ -89,7 +89,8 @@ def json_fields_select(base: str, event: L.Event) -> str:
     ``base`` has ``row`` (a row number), ``event_id`` and ``properties``; the fields are read from
     ``properties`` with one ``json_transform``, each as its raw type (a value of the wrong type gives
     NULL).  The result has ``row``, one column per decoded column name and ``type_errors``: how many
-    keys are present with a value that does not read as their type.
+    keys are present with a value that does not read as their type.  Rows come in any order (no
+    sort: the caller places each row by ``row``).
     """
     raw = ", ".join(f"{_json_raw_expr(f)} AS {f.column}" for f in event_columns(event).values())
     first_use = {f.json_keys[0]: f for f in reversed(event.fields)}
@@ -106,7 +107,7 @@ def json_fields_select(base: str, event: L.Event) -> str:
     return (
         f"SELECT row, {out}, {errors} AS type_errors FROM (SELECT row, p, {raw} FROM ("
         f"SELECT row, properties, json_transform(coalesce(properties, '{{}}'), '{_json_struct_spec_for(event)}') AS p"
-        f" FROM {base} WHERE event_id = {event.id})) ORDER BY row"
+        f" FROM {base} WHERE event_id = {event.id}))"
     )
 
 
@@ -365,11 +366,21 @@ def _pick_names(values: np.ndarray, valid: np.ndarray, names: dict[int, str], fa
 
 def _bit_names(values: np.ndarray, valid: np.ndarray, width: int, names: dict[int, str]) -> Piece:
     """The names of the set bits (lowest first) among the low ``width`` bits; NULL where invalid."""
-    v = np.where(valid, values, 0).astype(np.int64)
-    bits = ((v[:, None] >> np.arange(width, dtype=np.int64)) & 1).astype(bool)
-    counts = bits.sum(axis=1, dtype=np.int32)
-    codes = np.nonzero(bits)[1].astype(np.int32)
-    return Piece(codes, valid, [names.get(i, f"bit_{i}") for i in range(width)], counts)
+    labels = [names.get(i, f"bit_{i}") for i in range(width)]
+    # The bits of each distinct value (a bitmask column holds few), then each row's from its value's.
+    uniq, inverse = _small_unique(np.where(valid, values, 0).astype(np.int64))
+    bits = ((uniq[:, None] >> np.arange(width, dtype=np.int64)) & 1).astype(bool)
+    own = bits.sum(axis=1, dtype=np.int32)
+    counts = own[inverse]
+    total = int(counts.sum(dtype=np.int64))
+    if total == 0:
+        return Piece(np.zeros(0, dtype=np.int32), valid, labels, counts)
+    first = np.zeros(len(uniq), dtype=np.int64)  # where each distinct value's bits start in ``flat``
+    np.cumsum(own[:-1], out=first[1:])
+    flat = np.nonzero(bits)[1].astype(np.int32)
+    starts = np.cumsum(counts, dtype=np.int64) - counts  # where each row's bits start in the result
+    within = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+    return Piece(flat[np.repeat(first[inverse], counts) + within], valid, labels, counts)
 
 
 def decode_field(f: L.Field, values: np.ndarray, valid: np.ndarray, f32: F32) -> Piece:
