@@ -53,7 +53,7 @@ def main() -> None:
         if args[0] == "all":
             windows = args[3:] or tables.placement_windows(args[1])
             outputs = {name: str(Path(args[2]) / f"{name}.parquet") for name in config.DERIVED_TABLES}
-            tables.build_tables(windows, args[1], outputs, log)
+            tables.build_tables(windows, args[1], outputs, log, writers=1)  # the rule's default threads
         else:
             tables.build_table(args[0], args[1], args[2], log)
     elif stage == "export":

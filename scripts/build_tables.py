@@ -7,7 +7,9 @@ from tandem_export.normalize import read_index
 def body(log):
     inputs, params = snakemake.input, snakemake.params  # noqa: F821
     outputs = dict(zip(params.names, snakemake.output, strict=True))  # noqa: F821
-    tables.build_tables(read_index(inputs.index), inputs.decoded, outputs, log, params.source)
+    # One single-threaded writer per thread the rule was given (the bytes do not depend on it).
+    writers = snakemake.threads  # noqa: F821
+    tables.build_tables(read_index(inputs.index), inputs.decoded, outputs, log, params.source, writers)
 
 
 runlog.run(snakemake, "derived_tables", body)  # noqa: F821

@@ -80,8 +80,8 @@ def _session(con, spill_beside: str, threads: int = 2, memory: str = "1GB") -> P
     return spill
 
 
-#: Memory of each single-threaded writer (two run at once; see :class:`_Writer`).
-WRITER_MEMORY = "384MB"
+#: Memory of the writers of one job together (each of ``n`` writers gets 1/n; see :class:`_Writer`).
+WRITERS_MEMORY_MB = 768
 
 
 class _Writer:
@@ -89,14 +89,15 @@ class _Writer:
 
     Every Parquet file is written by a single-threaded writer: with more threads, where DuckDB cuts
     the row groups of a file depends on which thread finishes a batch first, so a rerun could
-    write the same rows in other bytes.  Two writers run at once (on two Python threads; DuckDB
-    releases the GIL) to use both cores.  ``setup(con)`` creates the views the writer reads.
+    write the same rows in other bytes.  Several writers can run at once (on Python threads; DuckDB
+    releases the GIL) to use several cores.  ``setup(con)`` creates the views the writer reads;
+    ``memory_mb`` bounds what it holds (sorts spill to disk beyond it).
     """
 
-    def __init__(self, spill_beside: str, setup) -> None:
+    def __init__(self, spill_beside: str, setup, memory_mb: int) -> None:
         self.con = connect()
         try:
-            self.spill = _session(self.con, spill_beside, threads=1, memory=WRITER_MEMORY)
+            self.spill = _session(self.con, spill_beside, threads=1, memory=f"{memory_mb}MB")
             setup(self.con)
         except BaseException:
             self.con.close()
@@ -109,11 +110,12 @@ class _Writer:
 
 @contextlib.contextmanager
 def _writers(count: int, spill_beside: str, setup) -> Iterator[list[_Writer]]:
-    """``count`` writers, closed (and their spill directories removed) on the way out."""
+    """``count`` writers sharing :data:`WRITERS_MEMORY_MB`, closed (and their spill directories
+    removed) on the way out."""
     writers: list[_Writer] = []
     try:
         for _ in range(count):
-            writers.append(_Writer(spill_beside, setup))
+            writers.append(_Writer(spill_beside, setup, WRITERS_MEMORY_MB // count))
         yield writers
     finally:
         for writer in writers:
@@ -772,7 +774,12 @@ def decoded_view(con, windows: list[str], decoded: str) -> None:
 
 
 def build_tables(
-    windows: list[str], decoded: str, outputs: dict[str, str], log: logging.Logger, source: str | None = None
+    windows: list[str],
+    decoded: str,
+    outputs: dict[str, str],
+    log: logging.Logger,
+    source: str | None = None,
+    writers: int = 2,
 ) -> None:
     """Build every derived table named in ``outputs`` (name -> Parquet path) in one process.
 
@@ -782,8 +789,9 @@ def build_tables(
     analysis tables keep only reliable events, and times a table computes itself (the CGM EGV
     time) use the offset of the record that logged them.  A table built on other derived tables
     (daily_summary) reads those written in this call from their files, and computes any other as a
-    view by its own SQL file.  Two single-threaded writers (see :class:`_Writer`) build the tables
-    side by side; every file is written atomically.  With ``source`` (the data's label), each table
+    view by its own SQL file.  ``writers`` single-threaded writers (see :class:`_Writer`; at least
+    one) build the tables side by side; every file is written atomically, and the bytes do not
+    depend on the number of writers.  With ``source`` (the data's label), each table
     carries the key-value metadata of its full-range export.
     """
     known = _table_names()
@@ -816,8 +824,8 @@ def build_tables(
         rows[name] = _write_parquet(writer.con, sql, outputs[name], _metadata(source, name))
         seconds[name] = time.perf_counter() - began
 
-    with _writers(2, beside, setup) as writers:
-        _run_concurrently(writers, jobs, run)
+    with _writers(max(1, int(writers)), beside, setup) as pool:
+        _run_concurrently(pool, jobs, run)
     for name in outputs:
         log.info("%s: %d rows (%.2f s)", name, rows[name], seconds[name])
 
