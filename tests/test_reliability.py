@@ -6,8 +6,10 @@ import csv
 import datetime as dt
 import json
 import os
+import random
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -124,6 +126,40 @@ def test_all_zero_records_are_reported_not_silently_used(tmp_path):
     raw.write_bytes(bytes(26 * 10))
     with pytest.raises(InputError, match="zeros.bin: does not look like pump history"):
         normalize_file(raw, "12345678", tmp_path / "out.parquet")
+
+
+def _records(count: int, event_id: int, when: str, first_seq: int) -> bytes:
+    """``count`` 26-byte records (big-endian header: uint16 id, uint32 seconds since 2008-01-01,
+    uint32 sequence number; a zero payload)."""
+    seconds = int((dt.datetime.fromisoformat(when) - dt.datetime(2008, 1, 1)).total_seconds())
+    return b"".join(struct.pack(">HII", event_id, seconds, first_seq + i) + bytes(16) for i in range(count))
+
+
+@pytest.mark.parametrize(("bad", "refused"), [(30, False), (50, False), (51, True)])
+def test_records_that_are_unknown_and_in_the_future_count_once_against_the_file(tmp_path, bad, refused):
+    """A records file is refused as "not pump history" when more than half its records have an
+    unknown id or a time over a year ahead; a record with both is one bad record, not two."""
+    raw = tmp_path / "mixed.bin"
+    # 279 is a basal delivery; 4000 is no record type; 2100 is far in the future.
+    raw.write_bytes(
+        _records(100 - bad, 279, "2025-01-01T10:00:00", 1) + _records(bad, 4000, "2100-01-01T00:00:00", 1000)
+    )
+    if refused:
+        with pytest.raises(InputError, match=rf"mixed.bin: does not look like pump history records \({bad} of 100 "):
+            normalize_file(raw, "12345678", tmp_path / "out.parquet")
+        return
+    stats = normalize_file(raw, "12345678", tmp_path / "out.parquet")
+    assert (stats.events, stats.future_times, stats.unknown_ids) == (100, bad, {4000: bad})
+    assert pq.read_table(tmp_path / "out.parquet").num_rows == 100
+
+
+def test_random_bytes_are_refused_with_a_count_no_larger_than_the_file(tmp_path):
+    raw = tmp_path / "noise.bin"
+    raw.write_bytes(random.Random(11).randbytes(26 * 100))
+    with pytest.raises(InputError, match="noise.bin: does not look like pump history") as caught:
+        normalize_file(raw, "12345678", tmp_path / "out.parquet")
+    bad, total = map(int, re.search(r"\((\d+) of (\d+) have", str(caught.value)).groups())
+    assert total == 100 and 50 < bad <= 100
 
 
 # --- the workflow under faults ------------------------------------------------------------------

@@ -491,12 +491,11 @@ class _Decoder:
             rec = decode.Records(np.ascontiguousarray(rec.rows[order]).reshape(-1))
         n = len(rec)
         ok = np.ones(n, dtype=bool)
-        _count(items, win, rec.event_id, ok, rec.pump_time_us, ok, ok, np.zeros(len(items), np.int64))
-        for it in items:
-            unknown = sum(it.stats.unknown_ids.values())
-            if it.stats.total and (unknown + it.stats.future_times) / it.stats.total > MAX_IMPLAUSIBLE_SHARE:
+        implausible = _count(items, win, rec.event_id, ok, rec.pump_time_us, ok, ok, np.zeros(len(items), np.int64))
+        for it, bad in zip(items, implausible.tolist(), strict=True):
+            if it.stats.total and bad / it.stats.total > MAX_IMPLAUSIBLE_SHARE:
                 raise InputError(
-                    f"{it.raw}: does not look like pump history records ({unknown + it.stats.future_times} of "
+                    f"{it.raw}: does not look like pump history records ({bad} of "
                     f"{it.stats.total} have unknown record types or impossible times); check that this is the saved "
                     "pumpevents data, uncompressed"
                 )
@@ -734,14 +733,19 @@ def _ascending(keys: tuple[np.ndarray, ...]) -> bool:
     return bool(np.all(before | tied))
 
 
-def _count(items, win, eid, eid_ok, when, when_ok, identity, type_errors) -> None:
-    """Fill every item's counts from the batch's rows (all of them, with or without identity)."""
+def _count(items, win, eid, eid_ok, when, when_ok, identity, type_errors) -> np.ndarray:
+    """Fill every item's counts from the batch's rows (all of them, with or without identity).
+
+    Returns, per item, how many rows have an unknown event id or a pump time more than a year in
+    the future (or both: each row counted once), the measure of a file that is not pump history.
+    """
     k = len(items)
     total = np.bincount(win, minlength=k)
     with_identity = np.bincount(win[identity], minlength=k)
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(days=366)
     limit = int(np.datetime64(now, "us").astype(np.int64))
-    future = np.bincount(win[when_ok & (when > limit)], minlength=k)
+    in_future = when_ok & (when > limit)
+    future = np.bincount(win[in_future], minlength=k)
     early = np.bincount(win[when_ok & (when < _EARLIEST_US)], minlength=k)
     known = np.zeros(4096, dtype=bool)
     known[[e for e in L.EVENTS_BY_ID if e < 4096]] = True
@@ -759,6 +763,7 @@ def _count(items, win, eid, eid_ok, when, when_ok, identity, type_errors) -> Non
         it.stats.future_times = int(future[i])
         it.stats.early_times = int(early[i])
         it.stats.type_errors = int(type_errors[i])
+    return np.bincount(win[unknown | in_future], minlength=k)
 
 
 _EVENT_NAMES = [L.event_name(i) for i in range(4096)]
