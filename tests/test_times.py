@@ -276,6 +276,8 @@ def test_pump_never_changed_all_year(tmp_path, form):
     assert rows[seq_at(h, "2025-07-01 12:00")]["timestamp"] == utc("2025-07-01 17:00")
     assert changes == []
     assert "apparently never changed" in log and "-05:00" in log
+    # New York switched on 9 March and 2 November 2025 (US rules: second Sunday of March, first of November).
+    assert "2 clock switches of America/New_York (from 2025-03-09 to 2025-11-02)" in log
     assert_cadence(h, rows)
 
 

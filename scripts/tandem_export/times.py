@@ -205,8 +205,36 @@ def _follows_zone(wall: np.ndarray, zone: ZoneInfo) -> np.ndarray:
 
 
 def _never_changed_note(zone: ZoneInfo, utc: np.ndarray, offset: int) -> str | None:
+    """A warning when the history spans clock switches of ``zone`` (DST) though the pump clock never
+    changed; it names how many and the local dates of the first and last.  None otherwise."""
     if len(utc) < 2:
         return None
+    first = EPOCH + dt.timedelta(seconds=int(utc.min()))
+    last = EPOCH + dt.timedelta(seconds=int(utc.max()))
+    t, step = first, dt.timedelta(days=1)
+    before = (first.replace(tzinfo=dt.UTC)).astimezone(zone).utcoffset()
+    days = []
+    while t <= last:
+        now = t.replace(tzinfo=dt.UTC).astimezone(zone).utcoffset()
+        if now != before:
+            # The switch lies within the day before t: find its hour, and name its local date.
+            switch = t - step
+            while switch.replace(tzinfo=dt.UTC).astimezone(zone).utcoffset() == before:
+                switch += dt.timedelta(hours=1)
+            days.append(switch.replace(tzinfo=dt.UTC).astimezone(zone).date())
+            before = now
+        t += step
+    if not days:
+        return None
+    sign = "-" if offset < 0 else "+"
+    hh, mm = divmod(abs(offset) // 60, 60)
+    spans = f"the clock switch of {zone.key} on {days[0]}"
+    if len(days) > 1:
+        spans = f"{len(days)} clock switches of {zone.key} (from {days[0]} to {days[-1]})"
+    return (
+        f"the history spans {spans}, but the pump clock apparently never "
+        f"changed; every time was read with UTC offset {sign}{hh:02d}:{mm:02d}, the offset at the last record"
+    )
     first = EPOCH + dt.timedelta(seconds=int(utc.min()))
     last = EPOCH + dt.timedelta(seconds=int(utc.max()))
     t, step = first, dt.timedelta(days=1)
