@@ -182,9 +182,14 @@ def test_the_same_content_listed_with_two_pump_serials_is_refused(tmp_path, monk
     saved = tmp_path / "saved.json"
     saved.write_text('{"events": []}')
     monkeypatch.chdir(tmp_path)
-    twice = {"files": [{"path": str(saved), "pump_serial": "111"}, {"path": str(saved), "pump_serial": "222"}]}
-    with pytest.raises(config.ConfigError, match="'111'.*'222'"):
+    twice = {"files": [{"path": str(saved), "pump_serial": "111"}, {"path": "saved.json", "pump_serial": "222"}]}
+    with pytest.raises(config.ConfigError, match="'saved.json' is listed twice, with pump serials '111' and '222'"):
         config._file_entries(twice, str(tmp_path))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "saved.json").write_bytes(saved.read_bytes())  # a copy with the same name
+    copies = {"files": [{"path": "saved.json", "pump_serial": "111"}, {"path": "b/saved.json", "pump_serial": "222"}]}
+    with pytest.raises(config.ConfigError, match="'b/saved.json' holds the same content as 'saved.json', with pump"):
+        config._file_entries(copies, str(tmp_path))
     same = {"files": [str(saved), str(saved)], "file_pump_serial": "111"}
     (entry,) = config._file_entries(same, str(tmp_path)).values()
     assert entry.window == f"saved-{hashlib.sha256(saved.read_bytes()).hexdigest()[:12]}"

@@ -333,6 +333,7 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         )
     default_serial = _serial(config.get("file_pump_serial", "UNKNOWN"), "file_pump_serial")
     out = {}
+    listed_as: dict[str, str] = {}  # window -> the path as the user wrote it
     digests = _Digests(Path.cwd() / DIGEST_CACHE)
     for item in entries:
         path = item if isinstance(item, str) else item["path"]
@@ -354,12 +355,14 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         if earlier is not None and earlier.pump_serial != serial:
             # The same bytes twice (one file listed twice, or two copies with one name): one raw-store
             # entry, so one pump serial; two serials would silently drop one pump's events.
+            same = Path(earlier.origin).resolve() == full.resolve()
+            what = "is listed twice" if same else f"holds the same content as {listed_as[window]!r}"
             raise ConfigError(
-                f"files: {path!r} holds the same content as {earlier.origin!r}, listed with pump serial "
-                f"{earlier.pump_serial!r}, but is given pump serial {serial!r}; a saved file is one pump's "
-                "history: list it once, with its pump's serial"
+                f"files: {path!r} {what}, with pump serials {earlier.pump_serial!r} and {serial!r}; a saved file "
+                "is one pump's history: list it once, with its pump's serial"
             )
         out[("files", window)] = RawFile("files", window, f"data/raw/files/{window}.raw", "file", serial, str(full))
+        listed_as.setdefault(window, str(path))
     digests.save()
     return out
 
