@@ -235,23 +235,3 @@ def _never_changed_note(zone: ZoneInfo, utc: np.ndarray, offset: int) -> str | N
         f"the history spans {spans}, but the pump clock apparently never "
         f"changed; every time was read with UTC offset {sign}{hh:02d}:{mm:02d}, the offset at the last record"
     )
-    first = EPOCH + dt.timedelta(seconds=int(utc.min()))
-    last = EPOCH + dt.timedelta(seconds=int(utc.max()))
-    t, step = first, dt.timedelta(days=1)
-    before = (first.replace(tzinfo=dt.UTC)).astimezone(zone).utcoffset()
-    while t <= last:
-        now = t.replace(tzinfo=dt.UTC).astimezone(zone).utcoffset()
-        if now != before:
-            # The switch lies within the day before t: find its hour, and name its local date.
-            switch = t - step
-            while switch.replace(tzinfo=dt.UTC).astimezone(zone).utcoffset() == before:
-                switch += dt.timedelta(hours=1)
-            day = switch.replace(tzinfo=dt.UTC).astimezone(zone).date()
-            sign = "-" if offset < 0 else "+"
-            hh, mm = divmod(abs(offset) // 60, 60)
-            return (
-                f"the history spans the clock switch of {zone.key} on {day}, but the pump clock apparently never "
-                f"changed; every time was read with UTC offset {sign}{hh:02d}:{mm:02d}, the offset at the last record"
-            )
-        t += step
-    return None
