@@ -18,6 +18,40 @@ RUN_STARTED = time.time()
 # Python's last garbage collection at exit walks every object Snakemake and its ~1500 modules made:
 # 0.3-0.5 s after the last line of every run. Nothing needs collecting then; freezing skips it.
 atexit.register(gc.freeze)
+
+
+def params_without_pandas():
+    """Let Snakemake record rule parameters without importing pandas when nothing imported it.
+
+    Snakemake (9.x) serialises every job's params with a function that first imports pandas, to
+    hash a DataFrame param if there is one: 0.25-0.4 s of every invocation, a third of a rerun with
+    nothing to do. No value can be a pandas object unless pandas is imported, so until then the
+    builtin serialiser gives exactly the same text; once it is (an accounts sheet), Snakemake's own
+    serialiser is used. Left as Snakemake made it if its internals differ from what this expects.
+    """
+    try:
+        from snakemake.persistence import PersistenceBase as base
+    except ImportError:
+        return
+    if not all(
+        hasattr(base, name)
+        for name in (
+            "_serialize_param",
+            "_serialize_param_builtin",
+            "_serialize_param_pandas",
+        )
+    ):
+        return
+
+    def serialize_param(self):
+        if "pandas" in sys.modules:
+            return self._serialize_param_pandas
+        return self._serialize_param_builtin
+
+    base._serialize_param = property(serialize_param)
+
+
+params_without_pandas()
 SETTINGS = cfg.check_or_exit(config, workflow.basedir)
 if SETTINGS.notice:
     print(f"Notice: {SETTINGS.notice}", file=sys.stderr)
