@@ -179,6 +179,7 @@ def test_saved_file_checksums_are_remembered_until_the_file_changes(tmp_path, mo
     changed = config._file_entries(cfg, str(tmp_path))
     assert reads == ["saved.json", "saved.json"]
     assert [k[1] for k in changed] == [f"saved-{storage.sha256_file(saved)[:12]}"] != [window]
+
     # A file that can no longer be read is refused, cached or not (a permission error is simulated:
     # these tests may run as root, who reads every file).
     def denied(*args, **kwargs):

@@ -27,7 +27,9 @@ def open_log(path: str | Path, rule: str) -> logging.Logger:
 
 
 #: How DuckDB words a failed read or write of a file (it raises its own exception types for them).
-_DUCKDB_IO = re.compile(r"No space left on device|Could not (?:write|read|open) file|Permission denied|Read-only file system")
+_DUCKDB_IO = re.compile(
+    r"No space left on device|Could not (?:write|read|open) file|Permission denied|Read-only file system"
+)
 
 
 def _duckdb_io_error(exc: BaseException) -> str | None:

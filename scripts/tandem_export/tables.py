@@ -273,9 +273,7 @@ def build_events(
             {WINDOWS_KEY: json.dumps(fingerprint)},
         )
         con.unregister("placement_rows")
-        _write_event_tables(
-            windows, present, [f[1] for f in fingerprint], placement, outputs, scan_in_order, source
-        )
+        _write_event_tables(windows, present, [f[1] for f in fingerprint], placement, outputs, scan_in_order, source)
         _write_clock_changes(
             con, changes, change_offsets, serial_names, outputs["clock_changes"], _metadata(source, "clock_changes")
         )
