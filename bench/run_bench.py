@@ -8,10 +8,11 @@ Usage (from the project root, in the project's environment)::
 For each size it generates a history with the demo generator (seeded; both record forms: pump-logs
 JSON windows of 28 days and the same events as 26-byte records, the latter only where the history
 starts after 2008, which records cannot precede), then times, each in a fresh process
-(bench/stage.py): normalising the store (each form; then again with every window cached), the
-events build, all derived tables (one process, as the workflow runs them), the exports of the
-largest tables (Parquet and CSV), the whole ``snakemake -c2 all`` from nothing, and a rerun after
-appending one new day.  It prints a Markdown table (median of the runs): events, seconds per stage,
+(bench/stage.py): normalising the store (each form; then again with every window cached), placing
+the events in time, writing events and raw_events, all derived tables (one process, as the
+workflow runs them), the exports of the largest tables (Parquet and CSV), the whole
+``snakemake -c2 all`` from nothing, a rerun after appending one new day, and a rerun with nothing
+new.  It prints a Markdown table (median of the runs): events, seconds per stage,
 events per second, output sizes and peak RSS per process; ``--out`` also writes it with a
 description of the machine.
 """
@@ -124,9 +125,15 @@ def bench_size(n: int, repeats: int, tmp: Path) -> list[tuple[str, dict, str]]:
     norm = [w["parquet"] for w in index["windows"]]
     out = tmp / f"tables-{n}"
     out.mkdir()
+    runs = [stage("place", str(out), *norm) for _ in range(repeats)]
+    rows.append(("place events (dedup, times)", median(runs), ""))
     runs = [stage("events", str(out), *norm) for _ in range(repeats)]
     rows.append(
-        ("events build (dedup, times)", median(runs), f"{(out / 'events.parquet').stat().st_size / 1e6:.1f} MB events")
+        (
+            "events and raw_events (one writer)",
+            median(runs),
+            f"{(out / 'events.parquet').stat().st_size / 1e6:.1f} MB events",
+        )
     )
     runs = [stage("table", "all", str(out / "decoded.parquet"), str(out), *norm) for _ in range(repeats)]
     rows.append((f"all {len(config.DERIVED_TABLES)} derived tables (one process)", median(runs), ""))

@@ -42,10 +42,16 @@ def main() -> None:
         specs = [normalize.WindowSpec(Path(raw).stem, Path(raw), "12345678", raw) for raw in args[1:]]
         stats = normalize.normalize_store(specs, out_dir, out_dir / "index.json", log, threads=2)
         events = sum(s.events for s in stats)
-    elif stage == "events":
+    elif stage == "place":
         out_dir = Path(args[0])
-        outputs = {k: str(out_dir / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
-        tables.build_events(sorted(args[1:]), outputs, "America/Chicago", "recorded_changes", log)
+        outputs = {k: str(out_dir / f"{k}.parquet") for k in ("decoded", "clock_changes")}
+        tables.place_events(sorted(args[1:]), outputs, "America/Chicago", "recorded_changes", log)
+    elif stage == "events":
+        # events and raw_events from the placement table the stage "place" wrote, one writer (the
+        # rule's default threads).
+        out_dir = Path(args[0])
+        outputs = {k: str(out_dir / f"{k}.parquet") for k in ("events", "raw_events")}
+        tables.build_event_tables(sorted(args[1:]), str(out_dir / "decoded.parquet"), outputs, writers=1)
     elif stage == "table":
         # table NAME DECODED OUT: one derived table; table all DECODED OUT_DIR [WINDOW...]: every
         # derived table in one process (as the derived_tables rule runs them), from the windows

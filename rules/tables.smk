@@ -1,16 +1,17 @@
-# Union the windows, de-duplicate, apply times; then every derived table in one job.
+# Union the windows, de-duplicate, place every event in time; then, side by side, the tables with a
+# row per event and every derived table, each reading the windows through the placement.
 
 
-rule events:
+rule place_events:
     input:
         "data/{acct}normalized/index.json",
     output:
         decoded="data/{acct}tables/decoded.parquet",
-        events="data/{acct}tables/events.parquet",
-        raw_events="data/{acct}tables/raw_events.parquet",
         clock_changes="data/{acct}tables/clock_changes.parquet",
     log:
-        "logs/{acct}tables/events.log",
+        "logs/{acct}tables/place_events.log",
+    # Before the event tables: everything else waits for it.
+    priority: 3
     conda:
         "../envs/tandem.yaml"
     threads: 2
@@ -18,7 +19,30 @@ rule events:
         timezone=lambda wc: account(wc).timezone,
         pump_clock=lambda wc: account(wc).pump_clock,
         timezone_from=lambda wc: account(wc).timezone_from,
-        # Written into the event tables' metadata, as in their exports.
+        # Written into the clock_changes metadata, as in its export.
+        source=lambda wc: account(wc).source_label,
+        lineage=lineage,
+    script:
+        "../scripts/place_events.py"
+
+
+rule events:
+    # events and raw_events: a job of their own, so that the derived tables (and their exports) do
+    # not wait for them, and a run that asks for a derived table only does not write them.
+    input:
+        index="data/{acct}normalized/index.json",
+        decoded="data/{acct}tables/decoded.parquet",
+    output:
+        events="data/{acct}tables/events.parquet",
+        raw_events="data/{acct}tables/raw_events.parquet",
+    log:
+        "logs/{acct}tables/events.log",
+    conda:
+        "../envs/tandem.yaml"
+    # One writer per thread, as derived_tables: one by default, so that on two cores it runs beside
+    # derived_tables. Raise with --set-threads events=2.
+    threads: 1
+    params:
         source=lambda wc: account(wc).source_label,
         lineage=lineage,
     script:
@@ -37,9 +61,9 @@ rule derived_tables:
     priority: 2
     conda:
         "../envs/tandem.yaml"
-    # One writer per thread. One thread by default, so that on two cores the export of events (which
-    # needs only the events job) runs beside it; that packs the tail of a run better than two
-    # writers first and the exports after (1M events: the tail 8.2 -> 7.4 s). Raise with --set-threads.
+    # One writer per thread. One thread by default, so that on two cores the events job (and then the
+    # export of events) runs beside it; that packs the tail of a run better than two writers first
+    # and the others after. Raise with --set-threads.
     threads: 1
     params:
         names=cfg.DERIVED_TABLES,

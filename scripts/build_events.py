@@ -1,15 +1,19 @@
-"""Rule events: union the windows, de-duplicate, apply times; write decoded, events, raw_events."""
+"""Rule events: events and raw_events, every kept event in the order and at the time the placement
+table gives."""
 
 from tandem_export import runlog, tables
 from tandem_export.normalize import read_index
 
 
 def body(log):
-    out = snakemake.output  # noqa: F821
-    outputs = {k: getattr(out, k) for k in ("decoded", "events", "raw_events", "clock_changes")}
-    p = snakemake.params  # noqa: F821
-    log.info("time zone %s (%s); pump clock model %s", p.timezone, p.timezone_from, p.pump_clock)
-    tables.build_events(read_index(snakemake.input[0]), outputs, p.timezone, p.pump_clock, log, p.source)  # noqa: F821
+    inputs, out = snakemake.input, snakemake.output  # noqa: F821
+    outputs = {"events": out.events, "raw_events": out.raw_events}
+    # One single-threaded writer per thread the rule was given (the bytes do not depend on it).
+    writers = snakemake.threads  # noqa: F821
+    source = snakemake.params.source  # noqa: F821
+    rows = tables.build_event_tables(read_index(inputs.index), inputs.decoded, outputs, source, writers)
+    for name, path in outputs.items():
+        log.info("%s: %d rows -> %s", name, rows[name], path)
 
 
 runlog.run(snakemake, "events", body)  # noqa: F821

@@ -140,7 +140,7 @@ def test_each_account_has_its_own_pumps_times_and_rows(local_run, server):
         assert len(raw) == expected
         cgm = pq.read_table(workdir / "exports" / acct / "cgm_readings.parquet")
         assert cgm.num_rows == expected_cgm_count(server, email)
-        log = (workdir / "logs" / acct / "tables" / "events.log").read_text()
+        log = (workdir / "logs" / acct / "tables" / "place_events.log").read_text()
         assert zone in log
         token = workdir / "sensitive" / "tokens" / f"{acct}.json"
         assert stat.S_IMODE(token.stat().st_mode) == 0o600

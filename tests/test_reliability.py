@@ -254,12 +254,12 @@ def test_a_failed_run_after_a_settings_change_is_not_followed_by_nothing_to_be_d
     # still present, must not then look up to date while they hold rows built with the old settings.
     workdir = copy_workflow(tmp_path / "wf")
     snakemake(workdir, "-c1", "all")
-    script = workdir / "scripts" / "build_events.py"
+    script = workdir / "scripts" / "place_events.py"
     original = script.read_text()
     script.write_text(original + '\nraise SystemExit("simulated interruption")\n')
     failed = snakemake(workdir, "-c1", "all", "--config", "timezone=Europe/Berlin", check=False)
     assert failed.returncode != 0
-    assert not (workdir / "data" / "tables" / "events.parquet").exists()
+    assert not (workdir / "data" / "tables" / "decoded.parquet").exists()
     script.write_text(original)
     again = snakemake(workdir, "-c1", "all", "--config", "timezone=Europe/Berlin")
     assert "Nothing to be done" not in again.stdout + again.stderr

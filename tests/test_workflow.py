@@ -234,7 +234,7 @@ def test_changing_the_range_reruns_only_exports(demo_run):
     job_lines = [
         line.split()
         for line in out.splitlines()
-        if line.strip().startswith(("export", "events", "normalize", "derived_table", "demo_source"))
+        if line.strip().startswith(("export", "events", "place_events", "normalize", "derived_table", "demo_source"))
     ]
     rules = {parts[0] for parts in job_lines if len(parts) >= 2 and parts[1].isdigit()}
     assert rules == {"export", "export_tables"}, out

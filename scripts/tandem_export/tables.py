@@ -37,7 +37,7 @@ from .storage import atomic_path, connect, sql_str
 #: Columns of raw_events and events, before ``data`` / ``properties`` / ``record``.
 EVENT_KEY_COLUMNS = "pump_serial, sequence_group, seq_num, event_id, event_name, pump_time, timestamp, origin"
 
-#: The placement table (the ``decoded`` output of :func:`build_events`), one row per kept event in
+#: The placement table (the ``decoded`` output of :func:`place_events`), one row per kept event in
 #: event order (pump_serial, sequence_group NULLS FIRST, seq_num): the window (position in the
 #: window list), the row in that window's file (0-based), pump clock minus UTC, and whether the
 #: time model could place the event.
@@ -49,6 +49,9 @@ PLACEMENT_COLUMNS = {
 }
 #: Parquet key-value metadata of the placement table: the windows it indexes.
 WINDOWS_KEY = "tandem_export.windows"
+#: ... and whether DuckDB scanned those windows in list and row order when it was built ("true" or
+#: "false"; the event tables trust that order only if so).
+SCAN_ORDER_KEY = "tandem_export.scan_in_order"
 
 _EPOCH_SQL = f"TIMESTAMP '{times.EPOCH:%Y-%m-%d %H:%M:%S}'"
 
@@ -215,6 +218,30 @@ def build_events(
     pump_clock: str,
     log: logging.Logger,
     source: str | None = None,
+    writers: int = 2,
+) -> None:
+    """:func:`place_events`, then :func:`build_event_tables` from the placement table it wrote.
+
+    ``outputs`` maps ``decoded`` and ``clock_changes`` (see :func:`place_events`) and, optionally,
+    ``events`` and ``raw_events`` (see :func:`build_event_tables`) to Parquet paths.
+    """
+    place_events(windows, outputs, timezone, pump_clock, log, source)
+    tables = {k: outputs[k] for k in EVENT_TABLES if k in outputs}
+    if tables:
+        build_event_tables(windows, outputs["decoded"], tables, source, writers)
+
+
+#: The tables with a row per kept event that :func:`build_event_tables` writes.
+EVENT_TABLES = ("events", "raw_events")
+
+
+def place_events(
+    windows: list[str],
+    outputs: dict[str, str],
+    timezone: str,
+    pump_clock: str,
+    log: logging.Logger,
+    source: str | None = None,
 ) -> None:
     """Union every normalised window, keep one row per event identity, and place every event in time.
 
@@ -224,11 +251,12 @@ def build_events(
     is recognised by (pump_serial, seq_num, event_id, pump_time) and kept once, as pump-logs.
     Times: :mod:`tandem_export.times` (model ``pump_clock``, anchor zone ``timezone``).
 
-    ``outputs`` maps ``decoded`` (the placement table, :data:`PLACEMENT_COLUMNS`; the derived tables
-    read it through :func:`decoded_view`), ``events``, ``raw_events`` and ``clock_changes`` to
-    Parquet paths; every table is ordered by (pump_serial, sequence_group, seq_num), clock_changes
-    by time.  With ``source`` (the data's label), events, raw_events and clock_changes carry the
-    key-value metadata of their full-range export (:func:`tandem_export.export.export_metadata`).
+    ``outputs`` maps ``decoded`` (the placement table, :data:`PLACEMENT_COLUMNS`, one row per kept
+    event in order of (pump_serial, sequence_group, seq_num); the derived tables read it through
+    :func:`decoded_view`, the event tables through :func:`build_event_tables`) and
+    ``clock_changes`` (ordered by time) to Parquet paths.  With ``source`` (the data's label),
+    clock_changes carries the key-value metadata of its full-range export
+    (:func:`tandem_export.export.export_metadata`).
     """
     windows = [str(w) for w in windows]
     con = connect()
@@ -270,16 +298,47 @@ def build_events(
             + ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in PLACEMENT_COLUMNS.items())
             + " FROM placement_rows",
             outputs["decoded"],
-            {WINDOWS_KEY: json.dumps(fingerprint)},
+            {WINDOWS_KEY: json.dumps(fingerprint), SCAN_ORDER_KEY: json.dumps(scan_in_order)},
         )
         con.unregister("placement_rows")
-        _write_event_tables(windows, present, [f[1] for f in fingerprint], placement, outputs, scan_in_order, source)
         _write_clock_changes(
             con, changes, change_offsets, serial_names, outputs["clock_changes"], _metadata(source, "clock_changes")
         )
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def build_event_tables(
+    windows: list[str], decoded: str, outputs: dict[str, str], source: str | None = None, writers: int = 2
+) -> dict[str, int]:
+    """events and raw_events: every event the placement table ``decoded`` (:func:`place_events`)
+    keeps, in its order (pump_serial, sequence_group, seq_num), with its time.
+
+    ``outputs`` maps ``events`` (the key columns, :data:`EVENT_KEY_COLUMNS`, ``utc_offset_minutes``,
+    ``time_reliable`` and ``data``, a JSON object of the decoded fields) and/or ``raw_events`` (the
+    key columns with the raw ``properties`` / ``record``) to Parquet paths.  ``writers``
+    single-threaded writers (:class:`_Writer`, at least one) write them; the bytes do not depend on
+    their number.  With ``source``, each carries the key-value metadata of its full-range export.
+    The windows must be those the placement table was built from, else ValueError.  Returns the
+    rows written to each table.
+    """
+    unknown = sorted(set(outputs) - set(EVENT_TABLES))
+    if unknown:
+        raise ValueError(f"not an event table: {', '.join(unknown)}")
+    windows = [str(w) for w in windows]
+    con = connect()
+    spill = _session(con, decoded)
+    try:
+        fingerprint, placement, meta = _read_placement(con, windows, decoded)
+        present = _create_windows_view(con, windows)
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    scan_in_order = json.loads(meta.get(SCAN_ORDER_KEY, "false")) is True
+    return _write_event_tables(
+        windows, present, [f[1] for f in fingerprint], placement, outputs, scan_in_order, source, writers
+    )
 
 
 #: The narrow keys read from every window row: name -> numpy dtype.
@@ -609,10 +668,11 @@ def _write_event_tables(
     outputs: dict[str, str],
     scan_in_order: bool,
     source: str | None,
-) -> None:
-    """events and raw_events, streamed from the windows in event order (sorted only when window
-    order is not event order, or the windows were not scanned in window order), each by its own
-    single-threaded writer, both at once."""
+    writers: int,
+) -> dict[str, int]:
+    """events and/or raw_events (the keys of ``outputs``), streamed from the windows in event order
+    (sorted only when window order is not event order, or the windows were not scanned in window
+    order), by ``writers`` single-threaded writers (at most one per table)."""
     rows = {**placement, "position": np.arange(len(placement["window_index"]), dtype=np.int64)}
     view, order = _placed_view_sql(counts, placement, "SELECT * FROM placement_rows", True, scan_in_order)
 
@@ -626,12 +686,16 @@ def _write_event_tables(
         "events": f"SELECT {keys_sql}, {decode.data_json_expr()} AS data FROM placed{order}",
         "raw_events": f"SELECT {keys_sql}, properties, record FROM placed{order}",
     }
-    with _writers(len(selects), outputs["events"], setup) as writers:
-        _run_concurrently(
-            writers,
-            [(name, ()) for name in selects],
-            lambda w, name: _write_parquet(w.con, selects[name], outputs[name], _metadata(source, name)),
-        )
+    selects = {name: sql for name, sql in selects.items() if name in outputs}
+    count = max(1, min(int(writers), len(selects)))
+    written: dict[str, int] = {}
+
+    def run(writer: _Writer, name: str) -> None:
+        written[name] = _write_parquet(writer.con, selects[name], outputs[name], _metadata(source, name))
+
+    with _writers(count, next(iter(outputs.values())), setup) as pool:
+        _run_concurrently(pool, [(name, ()) for name in selects], run)
+    return {name: written[name] for name in selects}
 
 
 def _change_offsets(keys, kept, offset, changes) -> list[int | None]:
@@ -715,7 +779,7 @@ def _create_table_views(con, sql: str, own: str, done: set[str]) -> None:
 
 
 def placement_windows(decoded: str) -> list[str]:
-    """The windows a placement table (the ``decoded`` output of :func:`build_events`) indexes."""
+    """The windows a placement table (the ``decoded`` output of :func:`place_events`) indexes."""
     con = connect()
     try:
         meta = con.sql(
@@ -724,8 +788,34 @@ def placement_windows(decoded: str) -> list[str]:
     finally:
         con.close()
     if not meta:
-        raise ValueError(f"{decoded}: not a placement table written by build_events (no window list)")
+        raise ValueError(f"{decoded}: not a placement table written by place_events (no window list)")
     return [entry[0] for entry in json.loads(meta[0][0])]
+
+
+def _read_placement(con, windows: list[str], decoded: str) -> tuple[list[list], dict[str, np.ndarray], dict]:
+    """The windows' fingerprint, the placement table's columns as numpy arrays (event order) and its
+    key-value metadata (str -> str).  ValueError unless ``decoded`` was built from ``windows`` as
+    they are now (path, rows and size of each, as its metadata records)."""
+    meta = {
+        bytes(k).decode(): bytes(v).decode()
+        for k, v in con.sql(f"SELECT key, value FROM parquet_kv_metadata({sql_str(str(decoded))})").fetchall()
+    }
+    fingerprint = _window_fingerprint(con, windows)
+    if WINDOWS_KEY not in meta or json.loads(meta[WINDOWS_KEY]) != fingerprint:
+        raise ValueError(
+            f"{decoded} was not built from these {len(windows)} window(s) (another list, or windows changed since); "
+            "build the placement table again"
+        )
+    dtypes = {
+        "window_index": np.int32,
+        "file_row_number": np.int64,
+        "utc_offset_seconds": np.int64,
+        "time_reliable": np.bool_,
+    }
+    source = f"read_parquet({sql_str(str(decoded))})"
+    count = con.sql(f"SELECT count(*) FROM {source}").fetchall()[0][0]
+    placement = _fetch_numpy(con.sql(f"SELECT {', '.join(PLACEMENT_COLUMNS)} FROM {source}"), dtypes, count)
+    return fingerprint, placement, meta
 
 
 def _decoded_view_setup(con, windows: list[str], decoded: str):
@@ -733,24 +823,8 @@ def _decoded_view_setup(con, windows: list[str], decoded: str):
     checks, the schema of the windows and the placement are read once, here, with ``con``."""
     windows = [str(w) for w in windows]
     source = f"read_parquet({sql_str(str(decoded))})"
-    meta = con.sql(
-        f"SELECT value FROM parquet_kv_metadata({sql_str(str(decoded))}) WHERE key = {sql_str(WINDOWS_KEY)}"
-    ).fetchall()
-    fingerprint = _window_fingerprint(con, windows)
-    if not meta or json.loads(meta[0][0]) != fingerprint:
-        raise ValueError(
-            f"{decoded} was not built from these {len(windows)} window(s) (another list, or windows changed since); "
-            "build the events table again"
-        )
+    fingerprint, placement, _ = _read_placement(con, windows, decoded)
     present = _create_windows_view(con, windows)
-    dtypes = {
-        "window_index": np.int32,
-        "file_row_number": np.int64,
-        "utc_offset_seconds": np.int64,
-        "time_reliable": np.bool_,
-    }
-    count = con.sql(f"SELECT count(*) FROM {source}").fetchall()[0][0]
-    placement = _fetch_numpy(con.sql(f"SELECT {', '.join(PLACEMENT_COLUMNS)} FROM {source}"), dtypes, count)
     view, _ = _placed_view_sql([f[1] for f in fingerprint], placement, f"SELECT * FROM {source}", ordered=False)
 
     def setup(c) -> None:
@@ -782,7 +856,7 @@ def build_tables(
     """Build every derived table named in ``outputs`` (name -> Parquet path) in one process.
 
     Each table's SQL (``sql/<name>.sql``) reads the view ``decoded`` (:func:`decoded_view`): the
-    windows placed by the placement table that :func:`build_events` wrote.  Each event carries
+    windows placed by the placement table that :func:`place_events` wrote.  Each event carries
     ``utc_offset_seconds`` (pump clock minus UTC, from the time model) and ``time_reliable``;
     analysis tables keep only reliable events, and times a table computes itself (the CGM EGV
     time) use the offset of the record that logged them.  A table built on other derived tables
