@@ -21,6 +21,8 @@ rule all:
     default_target: True
     input:
         all_exports(),
+        # (see fetched_manifests: without it, a fetch that brought nothing new lists this rule as run)
+        ALL_FETCHED,
 
 
 onsuccess:

@@ -93,6 +93,29 @@ def lineage(wildcards):
 ALL_LINEAGES = [s.lineage for s in ACCOUNTS.values()]
 
 
+def fetch_manifest(prefix):
+    """The fetch manifest of the account with path prefix ``prefix`` (source tandem), else None."""
+    if ACCOUNTS[prefix].source == "tandem":
+        return f"data/{prefix}fetch/manifest.json"
+    return None
+
+
+def fetched_manifests(wildcards):
+    """An input of every job after the fetch: the account's manifest (none for other sources).
+
+    The fetch is a checkpoint that runs on every invocation while the range is open; Snakemake
+    reruns a job whose input changed since its outputs were made, comparing checksums of small
+    files, so each job reruns when, and only when, the windows it was built from changed. Every
+    job lists it itself: after a checkpoint Snakemake re-evaluates the jobs that read its output
+    directly, not those further on.
+    """
+    return [m for m in [fetch_manifest(wildcards.acct)] if m]
+
+
+#: The same for the combined exports: every account's manifest.
+ALL_FETCHED = [m for m in map(fetch_manifest, ACCOUNTS) if m]
+
+
 def normalize_inputs(wildcards):
     """What one account's normalise job reads: the fetch manifest, or the raw-store files."""
     if account(wildcards).source == "tandem":

@@ -4,7 +4,8 @@
 
 rule export_range:
     input:
-        "data/{acct}tables/{table}.parquet",
+        tables="data/{acct}tables/{table}.parquet",
+        fetched=fetched_manifests,
     output:
         "exports/{acct}{table}_{start}_{end}.{fmt}",
     log:
@@ -23,7 +24,8 @@ rule export_range:
 rule export:
     # Both formats of a table with a row per event in one job (the configured range, as a pair).
     input:
-        "data/{acct}tables/{table}.parquet",
+        tables="data/{acct}tables/{table}.parquet",
+        fetched=fetched_manifests,
     output:
         parquet="exports/{acct}{table}.parquet",
         csv="exports/{acct}{table}.csv",
@@ -46,7 +48,10 @@ rule export_tables:
     # Every other table, both formats, the configured range, in one job: each is small next to the
     # events, and a job costs a Python start-up.
     input:
-        expand("data/{{acct}}tables/{table}.parquet", table=cfg.EXPORTED_TOGETHER),
+        tables=expand(
+            "data/{{acct}}tables/{table}.parquet", table=cfg.EXPORTED_TOGETHER
+        ),
+        fetched=fetched_manifests,
     output:
         expand(
             "exports/{{acct}}{table}.{fmt}", table=cfg.EXPORTED_TOGETHER, fmt=FORMATS
@@ -71,7 +76,8 @@ if SHEET:
 
     use rule export_range as export_combined_range with:
         input:
-            [f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS],
+            tables=[f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS],
+            fetched=ALL_FETCHED,
         output:
             f"exports/{cfg.COMBINED}/{{table}}_{{start}}_{{end}}.{{fmt}}",
         log:
@@ -87,7 +93,8 @@ if SHEET:
 
     use rule export as export_combined with:
         input:
-            [f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS],
+            tables=[f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS],
+            fetched=ALL_FETCHED,
         output:
             parquet=f"exports/{cfg.COMBINED}/{{table}}.parquet",
             csv=f"exports/{cfg.COMBINED}/{{table}}.csv",
@@ -102,11 +109,12 @@ if SHEET:
 
     use rule export_tables as export_tables_combined with:
         input:
-            [
+            tables=[
                 f"data/{prefix}tables/{table}.parquet"
                 for table in cfg.EXPORTED_TOGETHER
                 for prefix in ACCOUNTS
             ],
+            fetched=ALL_FETCHED,
         output:
             expand(
                 "exports/{combined}/{table}.{fmt}",
@@ -128,7 +136,8 @@ if SHEET:
 rule database:
     # Every table, all rows (never the date range), in one DuckDB file for SQL users.
     input:
-        expand("data/{{acct}}tables/{table}.parquet", table=TABLES),
+        tables=expand("data/{{acct}}tables/{table}.parquet", table=TABLES),
+        fetched=fetched_manifests,
     output:
         f"exports/{{acct}}{cfg.DATABASE}",
     log:

@@ -2,9 +2,16 @@
 # and lists the windows in a manifest. Raw windows are written beside it, never as declared
 # outputs, so Snakemake never deletes fetched data, even when a fetch fails. Each fetch holds one
 # unit of the tandem_api resource: `--resources tandem_api=N` caps how many accounts fetch at once.
+#
+# A checkpoint: with an open range the fetch runs on every invocation, and Snakemake decides what
+# else to run only once it has finished. The manifest lists every window with its checksum, and every
+# job after it takes the manifest as an input (fetched_manifests in common.smk), so a fetch that
+# brought nothing new leaves every later job as it was, while one that changed any window reruns
+# every job built from the earlier manifest (Snakemake compares the manifest's checksum with the
+# one each output was built from).
 
 
-rule fetch:
+checkpoint fetch:
     output:
         "data/{acct}fetch/manifest.json",
     log:

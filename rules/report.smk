@@ -6,12 +6,14 @@ rule report:
     # `snakemake -c1 report`: the report of every account (one, without an accounts sheet).
     input:
         [f"reports/{prefix}summary.html" for prefix in ACCOUNTS],
+        ALL_FETCHED,
 
 
 rule account_report:
     input:
         cgm="data/{acct}tables/cgm_readings.parquet",
         daily="data/{acct}tables/daily_summary.parquet",
+        fetched=fetched_manifests,
     output:
         html=report(
             "reports/{acct}summary.html",

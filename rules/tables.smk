@@ -4,7 +4,8 @@
 
 rule place_events:
     input:
-        "data/{acct}normalized/index.json",
+        index="data/{acct}normalized/index.json",
+        fetched=fetched_manifests,
     output:
         decoded="data/{acct}tables/decoded.parquet",
         clock_changes="data/{acct}tables/clock_changes.parquet",
@@ -32,6 +33,7 @@ rule events:
     input:
         index="data/{acct}normalized/index.json",
         decoded="data/{acct}tables/decoded.parquet",
+        fetched=fetched_manifests,
     output:
         events="data/{acct}tables/events.parquet",
         raw_events="data/{acct}tables/raw_events.parquet",
@@ -53,6 +55,7 @@ rule derived_tables:
     input:
         index="data/{acct}normalized/index.json",
         decoded="data/{acct}tables/decoded.parquet",
+        fetched=fetched_manifests,
     output:
         [f"data/{{acct}}tables/{name}.parquet" for name in cfg.DERIVED_TABLES],
     log:

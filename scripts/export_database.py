@@ -6,7 +6,8 @@ from tandem_export import export, runlog
 
 
 def body(log):
-    tables = {Path(path).stem: path for path in snakemake.input}  # noqa: F821
+    paths = snakemake.input.tables  # noqa: F821
+    tables = {Path(path).stem: path for path in ([paths] if isinstance(paths, str) else paths)}
     export.export_database(tables, snakemake.output[0], snakemake.params.source, log)  # noqa: F821
 
 

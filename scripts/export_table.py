@@ -6,7 +6,8 @@ from tandem_export import export, runlog
 
 def body(log):
     p = snakemake.params  # noqa: F821
-    inputs, outputs = list(snakemake.input), list(snakemake.output)  # noqa: F821
+    tables_in, outputs = snakemake.input.tables, list(snakemake.output)  # noqa: F821
+    inputs = [tables_in] if isinstance(tables_in, str) else list(tables_in)
     accounts = getattr(p, "accounts", None) or [None]
     tables = getattr(p, "tables", None) or [None]
     # Inputs are table-major (each table: every account); outputs too (each table: every format).

@@ -159,6 +159,55 @@ def test_late_upload_is_picked_up(tmp_path, server):
     assert max(r["pump_time"] for r in after).date() == current.last_time.date()
 
 
+def jobs_run(proc) -> list[str]:
+    """The rules of the jobs a Snakemake run started, from its log lines ("localrule NAME:")."""
+    out = proc.stdout + proc.stderr
+    return sorted(
+        line.split()[1].rstrip(":")
+        for line in out.splitlines()
+        if line.startswith(("rule ", "localrule ", "checkpoint ", "localcheckpoint "))
+    )
+
+
+def test_a_fetch_that_brings_nothing_new_reruns_nothing_else(tmp_path, server):
+    workdir, env = setup_workdir(tmp_path, server)
+    run(workdir, env)
+    made = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (workdir / "exports").iterdir()}
+    server.clear_requests()
+    proc = run(workdir, env)
+    # The range is open: the trailing windows are asked for again, and nothing else runs.
+    assert pump_logs_requests(server)
+    assert jobs_run(proc) == ["fetch"], proc.stderr
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (workdir / "exports").iterdir()} == made
+    # New data: every job after the fetch runs again and the exports hold it.
+    current = next(p for p in server.pumps if not p.retired)
+    before = pq.read_table(workdir / "exports" / "cgm_readings.parquet").num_rows
+    server.add_late_events(current.serial, days=1)
+    proc = run(workdir, env)
+    assert {"normalize", "place_events", "derived_tables", "export_tables", "database"} <= set(jobs_run(proc))
+    assert pq.read_table(workdir / "exports" / "cgm_readings.parquet").num_rows == before + 288
+
+
+def test_new_data_then_a_failed_run_is_not_followed_by_stale_exports(tmp_path, server):
+    # A fetch brings new data, then a later job fails (Snakemake removes its outputs). The next fetch
+    # brings nothing newer; every export still holding the old rows must be rebuilt all the same.
+    workdir, env = setup_workdir(tmp_path, server)
+    run(workdir, env)
+    before = pq.read_table(workdir / "exports" / "cgm_readings.parquet").num_rows
+    current = next(p for p in server.pumps if not p.retired)
+    server.add_late_events(current.serial, days=1)
+    script = workdir / "scripts" / "build_tables.py"
+    original = script.read_text()
+    script.write_text(original + '\nraise SystemExit("simulated interruption")\n')
+    assert run(workdir, env, check=False).returncode != 0
+    script.write_text(original)
+    proc = run(workdir, env)
+    assert "derived_tables" in jobs_run(proc)
+    assert pq.read_table(workdir / "exports" / "cgm_readings.parquet").num_rows == before + 288
+    again = run(workdir, env)
+    assert jobs_run(again) == ["fetch"], again.stderr
+
+
 def test_killed_fetch_resumes_without_asking_again(tmp_path, server):
     workdir, env = setup_workdir(tmp_path, server, timeout_seconds=60)
     windows = expected_windows(server)

@@ -126,9 +126,10 @@ class Settings:
         version rebuilds the tables, which Snakemake's own code check, limited to the rule scripts,
         would not see), the source and its raw windows (for saved files,
         names holding each file's hash), the demo generator's settings, the time zone and pump clock
-        model, and for Tandem Source the account, region, pumps, range and ``fetch_check`` (which
-        changes on every run while the range is open, as the fetch does).  The date range of the
-        exports (``start``/``end``) is not in it for other sources: it is a parameter of the exports only.
+        model, and for Tandem Source the account, region, pumps and range.  Not ``fetch_check``: what a
+        fetch brought is in its manifest, an input of every job after it (a fetch that brought
+        nothing new then reruns nothing).  The date range of the exports (``start``/``end``) is not
+        in it for other sources: it is a parameter of the exports only.
         """
         parts: dict = {
             "code": code_version(),
@@ -143,7 +144,7 @@ class Settings:
         if self.source == "demo":
             parts["demo"] = [self.demo_seed, self.demo_end, self.demo_days]
         if self.source == "tandem":
-            parts["tandem"] = [self.account, self.region, self.pump_serial, self.start, self.end, self.fetch_check]
+            parts["tandem"] = [self.account, self.region, self.pump_serial, self.start, self.end]
         text = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

@@ -12,6 +12,7 @@ rerun that brings nothing new leaves every file, and so every later step, untouc
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from . import layouts
 from .errors import InputError
-from .source import checksum_path, verify_checksum, write_checksum
+from .source import checked_sha256, checksum_path, write_checksum
 from .storage import atomic_path
 from .tandem import TandemClient, TandemError, WindowRejected
 
@@ -147,7 +148,10 @@ def fetch_account(
     """Fetch every selected pump's windows into ``raw_root/{serial}/``; return the manifest.
 
     Manifest: ``{"pumps": [{"serial", "model", "assignment_id", "first_day", "last_day",
-    "windows": [names]}]}`` listing every window on disk for the selected pumps and range.
+    "windows": [names], "sha256": {name: hex digest}}]}`` listing every window on disk for the
+    selected pumps and range, each with the checksum of its content: the manifest's bytes change
+    when, and only when, a window or a pump's days change (the workflow reruns the jobs after the
+    fetch on that).
     Raises TandemError (naming pump and window) on the first failure; windows saved before it stay.
     """
     today = today or dt.date.today()
@@ -170,6 +174,7 @@ def fetch_account(
             "first_day": str(first),
             "last_day": str(last),
             "windows": [],
+            "sha256": {},
         }
         counts = {"requested": 0, "changed": 0, "kept": 0, "events": 0}
         t_pump = time.monotonic()
@@ -178,11 +183,12 @@ def fetch_account(
             label = f"pump {serial} window {window.first}..{window.last}"
             if path.exists() and window.last < trailing_from:
                 try:
-                    verify_checksum(path)
+                    digest = checked_sha256(path)
                     # An empty answer for days the pump says it has data for may be a passing
                     # server fault: keep it, but ask again (a cheap byte search, not a parse).
                     if b'"eventCode"' in path.read_bytes():
                         entry["windows"].append(window.name)
+                        entry["sha256"][window.name] = digest
                         counts["kept"] += 1
                         continue
                     log.warning("%s: saved empty although the pump has data in it; fetching it again", label)
@@ -200,6 +206,7 @@ def fetch_account(
             counts["changed"] += changed
             counts["events"] += n
             entry["windows"].append(window.name)
+            entry["sha256"][window.name] = hashlib.sha256(body).hexdigest()
             log.info("%s: %d events, %.1f s%s", label, n, time.monotonic() - t0, "" if changed else " (unchanged)")
         log.info(
             "pump %s (%s): %d window(s) requested, %d changed, %d kept from earlier runs; %d events fetched in %.1f s",

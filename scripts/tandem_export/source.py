@@ -44,11 +44,6 @@ def checked_sha256(raw: Path) -> str:
     return digest
 
 
-def verify_checksum(raw: Path) -> None:
-    """Raise InputError if ``raw`` no longer matches the checksum recorded when it was written."""
-    checked_sha256(raw)
-
-
 def write_demo(
     outputs: list[str], window_names: list[str], seed: int, end: str, days: int, log: logging.Logger
 ) -> None:
