@@ -74,7 +74,7 @@ MAX_RANGE_DAYS = 28
 CLOCK_CHANGE_CODES = (13, 14)
 SESSION_COOKIE = "standin.session"
 CODE_LIFETIME_SECONDS = 300
-FAULT_KINDS = ("500", "429", "drop", "slow", "401", "403", "404", "empty")
+FAULT_KINDS = ("500", "429", "drop", "slow", "401", "403", "404", "empty", "partial")
 _FAULT_OPTIONS = {"429": {"retry_after": 1}, "slow": {"seconds": 2.0}}
 
 LOGIN_PAGE_PATH = "/sso/"
@@ -610,7 +610,8 @@ class StandIn:
         """Make the next ``count`` requests whose path+query contains ``path_contains`` (any if None) fail.
 
         Kinds: "500", "429" (retry_after=1), "drop", "slow" (seconds=2.0), "401", "403", "404",
-        "empty" (only pump-logs requests match; answered normally but with no events).
+        "empty" (only pump-logs requests match; answered normally but with no events), "partial"
+        (likewise, answered with every event but the middle one).
         """
         kind = str(kind)
         if kind not in FAULT_KINDS:
@@ -660,7 +661,7 @@ class StandIn:
             for fault in self._faults:
                 if fault.path_contains is not None and fault.path_contains not in target:
                     continue
-                if fault.kind == "empty" and not path.startswith(PUMP_LOGS_PREFIX):
+                if fault.kind in ("empty", "partial") and not path.startswith(PUMP_LOGS_PREFIX):
                     continue
                 fault.remaining -= 1
                 if fault.remaining <= 0:
@@ -748,8 +749,8 @@ class StandIn:
         elif path.startswith(PUMPER_PREFIX):
             allowed, action = "GET", lambda: self._pumper(path[len(PUMPER_PREFIX) :], headers)
         elif path.startswith(PUMP_LOGS_PREFIX):
-            empty = fault is not None and fault.kind == "empty"
-            allowed, action = "GET", lambda: self._pump_logs(path[len(PUMP_LOGS_PREFIX) :], query, headers, empty)
+            cut = fault.kind if fault is not None and fault.kind in ("empty", "partial") else None
+            allowed, action = "GET", lambda: self._pump_logs(path[len(PUMP_LOGS_PREFIX) :], query, headers, cut)
         else:
             return _json(404, _NOT_FOUND)
         if method not in (allowed, "HEAD" if allowed == "GET" else allowed):
@@ -931,7 +932,7 @@ class StandIn:
         with self._lock:
             return _json(200, account.describe())
 
-    def _pump_logs(self, assignment_id: str, query: dict, headers, empty: bool) -> _Resp:
+    def _pump_logs(self, assignment_id: str, query: dict, headers, cut: str | None = None) -> _Resp:
         account = self._caller(headers)
         if isinstance(account, _Resp):
             return account
@@ -952,7 +953,9 @@ class StandIn:
         pump = next((p for p in account.pumps if p.assignment_id == assignment_id), None)
         if pump is None:
             return _json(404, _NOT_FOUND)
-        events = [] if empty else pump.elements(start, end, codes)
+        events = [] if cut == "empty" else pump.elements(start, end, codes)
+        if cut == "partial" and events:
+            del events[len(events) // 2]
         return _json(200, {"events": events, "clockChanges": pump.clock_changes()})
 
 

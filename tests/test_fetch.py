@@ -208,6 +208,27 @@ def test_new_data_then_a_failed_run_is_not_followed_by_stale_exports(tmp_path, s
     assert jobs_run(again) == ["fetch"], again.stderr
 
 
+@pytest.mark.parametrize("fault", ["empty", "partial"])
+def test_an_answer_lacking_saved_events_never_replaces_the_saved_window(tmp_path, server, fault):
+    workdir, env = setup_workdir(tmp_path, server)
+    run(workdir, env)
+    current = next(p for p in server.pumps if not p.retired)
+    last_window = expected_windows(server)[current.serial][-1]
+    saved = workdir / "data" / "raw" / current.serial / f"{last_window}.json"
+    good = saved.read_bytes()
+    rows = pq.read_table(workdir / "exports" / "cgm_readings.parquet").num_rows
+    server.inject(fault, path_contains=f"startDate={last_window[:10]}")
+    proc = run(workdir, env)
+    assert server.faults_pending == 0
+    lacking = 1 if fault == "partial" else len(json.loads(good)["events"])
+    assert f"window {last_window[:10]}..{last_window[11:]}: the answer lacks {lacking} of the events" in proc.stderr
+    assert saved.read_bytes() == good
+    assert pq.read_table(workdir / "exports" / "cgm_readings.parquet").num_rows == rows
+    # The next answer is whole again: the window is asked for again and nothing was lost.
+    run(workdir, env)
+    assert saved.read_bytes() == good
+
+
 def test_killed_fetch_resumes_without_asking_again(tmp_path, server):
     workdir, env = setup_workdir(tmp_path, server, timeout_seconds=60)
     windows = expected_windows(server)

@@ -115,11 +115,24 @@ def fetch_window(client: TandemClient, pump: dict, first: dt.date, last: dt.date
         )
 
 
-def _count_events(body: bytes) -> int:
+def _events(body: bytes) -> list:
     try:
-        return len(json.loads(body).get("events") or [])
+        return json.loads(body).get("events") or []
     except (ValueError, AttributeError):
         raise TandemError("the pump-logs answer is not pump-logs JSON; the API may have changed") from None
+
+
+def _missing_from(saved: Path, events: list) -> int:
+    """How many events of the saved window ``saved`` (identity: sequenceGroup, sequenceNumber) the
+    answer ``events`` lacks; 0 when there is no readable saved copy."""
+    try:
+        before = json.loads(saved.read_bytes()).get("events") or []
+    except (OSError, ValueError, AttributeError):
+        return 0
+    now = {(e.get("sequenceGroup"), e.get("sequenceNumber")) for e in events if isinstance(e, dict)}
+    return sum(
+        1 for e in before if isinstance(e, dict) and (e.get("sequenceGroup"), e.get("sequenceNumber")) not in now
+    )
 
 
 def store_window(path: Path, body: bytes) -> bool:
@@ -200,7 +213,28 @@ def fetch_account(
             except TandemError as exc:
                 msg = str(exc)
                 raise type(exc)(msg if msg.startswith(label) else f"{label}: {msg}") from None
-            n = _count_events(body)
+            events = _events(body)
+            n = len(events)
+            # A window only grows (late uploads add events); an answer that lacks events of the saved
+            # copy (an empty or partial answer from a passing server fault) never replaces it.
+            lost, digest = 0, None
+            if path.exists():
+                try:
+                    digest = checked_sha256(path)
+                    lost = _missing_from(path, events)
+                except InputError:
+                    pass  # a damaged saved copy is replaced
+            if lost:
+                log.warning(
+                    "%s: the answer lacks %d of the events saved earlier (a partial or empty answer); kept the "
+                    "saved window, asked for again on the next run",
+                    label,
+                    lost,
+                )
+                entry["windows"].append(window.name)
+                entry["sha256"][window.name] = digest
+                counts["requested"] += 1
+                continue
             changed = store_window(path, body)
             counts["requested"] += 1
             counts["changed"] += changed
