@@ -229,6 +229,32 @@ def test_an_answer_lacking_saved_events_never_replaces_the_saved_window(tmp_path
     assert saved.read_bytes() == good
 
 
+def test_the_range_chooses_what_is_fetched_and_exported_never_what_the_tables_hold(tmp_path, server):
+    current = next(p for p in server.pumps if not p.retired)
+    cells = expected_windows(server)[current.serial]
+    # A range on the edges of a 28-day cell: episodes that cross them (sleep) must keep both ends.
+    first, last = cells[1][:10], cells[1][11:]
+    clean_dir, env = setup_workdir(tmp_path / "clean", server)
+    run(clean_dir, env)
+    workdir, env = setup_workdir(tmp_path / "ranged", server)
+    run(workdir, env, "all", "--config", f"start={first}", f"end={last}")
+    # Then the whole history: the windows saved for the range stay, the others are added.
+    proc = run(workdir, env)
+    assert "normalize" in jobs_run(proc)
+    for path in (clean_dir / "exports").iterdir():
+        if path.suffix in (".parquet", ".csv"):
+            assert (workdir / "exports" / path.name).read_bytes() == path.read_bytes(), path.name
+    # The range again: only the fetch and the exports run; the database keeps every row.
+    proc = run(workdir, env, "all", "--config", f"start={first}", f"end={last}")
+    assert set(jobs_run(proc)) - {"all"} == {"fetch", "export", "export_tables"}, proc.stderr
+    lo, hi = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    for table in ("cgm_readings", "basal_deliveries", "bolus_deliveries", "user_modes", "suspensions", "alarms"):
+        whole = pq.read_table(clean_dir / "exports" / f"{table}.parquet").to_pylist()
+        ranged = pq.read_table(workdir / "exports" / f"{table}.parquet").to_pylist()
+        assert ranged == [r for r in whole if lo <= r["pump_time"].date() <= hi], table
+        assert ranged or table in ("suspensions", "alarms"), table
+
+
 def test_killed_fetch_resumes_without_asking_again(tmp_path, server):
     workdir, env = setup_workdir(tmp_path, server, timeout_seconds=60)
     windows = expected_windows(server)

@@ -126,10 +126,10 @@ class Settings:
         version rebuilds the tables, which Snakemake's own code check, limited to the rule scripts,
         would not see), the source and its raw windows (for saved files,
         names holding each file's hash), the demo generator's settings, the time zone and pump clock
-        model, and for Tandem Source the account, region, pumps and range.  Not ``fetch_check``: what a
-        fetch brought is in its manifest, an input of every job after it (a fetch that brought
-        nothing new then reruns nothing).  The date range of the exports (``start``/``end``) is not
-        in it for other sources: it is a parameter of the exports only.
+        model, and for Tandem Source the account, region and pumps.  Not ``fetch_check``, nor the
+        range: what a fetch brought is in its manifest (every window saved so far, whatever the range),
+        an input of every job after it, so a fetch that brought nothing new reruns nothing.  The date
+        range (``start``/``end``) is a parameter of the exports and the report only.
         """
         parts: dict = {
             "code": code_version(),
@@ -144,7 +144,7 @@ class Settings:
         if self.source == "demo":
             parts["demo"] = [self.demo_seed, self.demo_end, self.demo_days]
         if self.source == "tandem":
-            parts["tandem"] = [self.account, self.region, self.pump_serial, self.start, self.end]
+            parts["tandem"] = [self.account, self.region, self.pump_serial]
         text = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

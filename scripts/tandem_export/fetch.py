@@ -55,6 +55,20 @@ def grid_windows(first: dt.date, last: dt.date) -> list[Window]:
         k += 1
 
 
+def saved_windows(folder: Path) -> list[Window]:
+    """The grid cells saved in ``folder`` (``{first}_{last}.json`` files), in order; other files are ignored."""
+    out = []
+    for path in folder.glob("*_*.json"):
+        try:
+            first, last = (dt.date.fromisoformat(part) for part in path.stem.split("_"))
+        except ValueError:
+            continue
+        cell = grid_windows(first, first)
+        if cell and cell[0] == Window(first, last):
+            out.append(cell[0])
+    return sorted(out, key=lambda w: w.first)
+
+
 def _day(value) -> dt.date | None:
     if not value:
         return None
@@ -160,9 +174,12 @@ def fetch_account(
 ) -> dict:
     """Fetch every selected pump's windows into ``raw_root/{serial}/``; return the manifest.
 
+    Windows overlapping ``start``..``end`` (widened by a day each way) are asked for, except those
+    saved earlier that end more than ``refetch_days`` before the pump's last day.
     Manifest: ``{"pumps": [{"serial", "model", "assignment_id", "first_day", "last_day",
     "windows": [names], "sha256": {name: hex digest}}]}`` listing every window on disk for the
-    selected pumps and range, each with the checksum of its content: the manifest's bytes change
+    selected pumps (also those outside the range, saved by earlier runs), each with the checksum of
+    its content: the manifest's bytes change
     when, and only when, a window or a pump's days change (the workflow reruns the jobs after the
     fetch on that).
     Raises TandemError (naming pump and window) on the first failure; windows saved before it stay.
@@ -177,8 +194,10 @@ def fetch_account(
         if first is None or last is None:
             log.warning("pump %s: no data uploaded to Tandem Source yet; skipped", serial)
             continue
-        lo = max(first, dt.date.fromisoformat(start)) if start else first
-        hi = min(last, dt.date.fromisoformat(end)) if end else last
+        # One day beyond each end of the range, so that an episode crossing it (a sleep, a
+        # suspension) has its start and stop; the windows are whole 28-day cells anyway.
+        lo = max(first, dt.date.fromisoformat(start) - dt.timedelta(days=1)) if start else first
+        hi = min(last, dt.date.fromisoformat(end) + dt.timedelta(days=1)) if end else last
         trailing_from = last - dt.timedelta(days=refetch_days)
         entry = {
             "serial": serial,
@@ -191,15 +210,21 @@ def fetch_account(
         }
         counts = {"requested": 0, "changed": 0, "kept": 0, "events": 0}
         t_pump = time.monotonic()
-        for window in grid_windows(lo, hi):
+        # The range chooses what is asked for; the tables hold every window saved so far (the range
+        # applies to the exports), so windows saved by earlier runs with another range stay listed.
+        in_range = {w.name for w in grid_windows(lo, hi)}
+        listed = {w.name: w for w in [*grid_windows(lo, hi), *saved_windows(raw_root / serial)]}
+        for window in sorted(listed.values(), key=lambda w: w.first):
             path = raw_root / serial / f"{window.name}.json"
             label = f"pump {serial} window {window.first}..{window.last}"
-            if path.exists() and window.last < trailing_from:
+            asked = window.name in in_range
+            if path.exists() and (window.last < trailing_from or not asked):
                 try:
                     digest = checked_sha256(path)
                     # An empty answer for days the pump says it has data for may be a passing
                     # server fault: keep it, but ask again (a cheap byte search, not a parse).
-                    if b'"eventCode"' in path.read_bytes():
+                    # Outside the range a window is kept as saved (asked for again only if damaged).
+                    if not asked or b'"eventCode"' in path.read_bytes():
                         entry["windows"].append(window.name)
                         entry["sha256"][window.name] = digest
                         counts["kept"] += 1
