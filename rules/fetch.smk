@@ -22,7 +22,13 @@ checkpoint fetch:
         tandem_api=1,
     params:
         # Changes on every invocation while the range is open, so each run asks for new data.
-        check=lambda wc: account(wc).fetch_check,
+        check=lambda wc: account(wc).fetch_check
+        + (
+            f" retry pending, checked at {time.time():.6f}"
+            if Path(f"data/{wc.acct}fetch/retry").exists()
+            else ""
+        ),
+        retry_marker=lambda wc: f"data/{wc.acct}fetch/retry",
         raw_root=lambda wc: f"data/{wc.acct}raw",
         account=lambda wc: account(wc).account,
         credentials_file=lambda wc: account(wc).credentials_file,

@@ -34,6 +34,13 @@ def body(log):
         if p.account and not str(exc).startswith(f"account {p.account}"):
             raise InputError(f"account {p.account}: {exc}") from None
         raise
+    # Windows kept against a partial answer: the next run fetches again even with a closed range.
+    retry = Path(p.retry_marker)
+    if manifest.pop("retry"):
+        retry.parent.mkdir(parents=True, exist_ok=True)
+        retry.touch()
+    else:
+        retry.unlink(missing_ok=True)
     manifest["raw_root"] = p.raw_root
     with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")

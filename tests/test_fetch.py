@@ -255,6 +255,62 @@ def test_the_range_chooses_what_is_fetched_and_exported_never_what_the_tables_ho
         assert ranged or table in ("suspensions", "alarms"), table
 
 
+def test_a_window_saved_before_its_days_were_all_uploaded_is_asked_for_again(tmp_path, server):
+    # The trailing window is saved while the pump's days still arrive; weeks later (no run in
+    # between) it ends well before the pump's last day, yet it must be asked for again.
+    workdir, env = setup_workdir(tmp_path / "late", server)
+    run(workdir, env)
+    current = next(p for p in server.pumps if not p.retired)
+    server.add_late_events(current.serial, days=23)
+    run(workdir, env)
+    clean_dir, env = setup_workdir(tmp_path / "clean", server)
+    run(clean_dir, env)
+    for path in (clean_dir / "exports").iterdir():
+        if path.suffix in (".parquet", ".csv"):
+            assert (workdir / "exports" / path.name).read_bytes() == path.read_bytes(), path.name
+    days = {r["pump_time"].date() for r in pq.read_table(workdir / "exports" / "cgm_readings.parquet").to_pylist()}
+    first = min(d for d in days if d > current.first_time.date())
+    assert set(days) >= {first + dt.timedelta(days=i) for i in range((current.last_time.date() - first).days + 1)}
+
+
+def test_a_range_gives_the_times_of_the_whole_history(tmp_path, server):
+    # The time model reads the pump clock at its last record: a first fetch cut at the range's end
+    # (before a DST switch) must still place every event as the whole history does.
+    retired = next(p for p in server.pumps if p.retired)
+    first = retired.first_time.date()
+    start, end = str(first), str(first + dt.timedelta(days=10))
+    clean_dir, env = setup_workdir(tmp_path / "clean", server)
+    run(clean_dir, env)
+    workdir, env = setup_workdir(tmp_path / "ranged", server)
+    run(workdir, env, "all", "--config", f"start={start}", f"end={end}")
+    lo, hi = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    for table in ("cgm_readings", "basal_deliveries", "bolus_deliveries"):
+        whole = pq.read_table(clean_dir / "exports" / f"{table}.parquet").to_pylist()
+        ranged = pq.read_table(workdir / "exports" / f"{table}.parquet").to_pylist()
+        assert ranged and ranged == [r for r in whole if lo <= r["pump_time"].date() <= hi], table
+
+
+def test_a_partial_answer_in_a_closed_range_is_asked_for_again(tmp_path, server):
+    workdir, env = setup_workdir(tmp_path, server)
+    current = next(p for p in server.pumps if not p.retired)
+    end = str(current.last_time.date())  # in the past: a closed range
+    run(workdir, env, "all", "--config", f"end={end}")
+    assert jobs_run(run(workdir, env, "all", "--config", f"end={end}")) == [], "a closed range is not fetched again"
+    last_window = expected_windows(server)[current.serial][-1]
+    saved = workdir / "data" / "raw" / current.serial / f"{last_window}.json"
+    (workdir / "data" / "raw" / current.serial / f"{last_window}.json.fetched").unlink()  # as if never complete
+    server.inject("partial", path_contains=f"startDate={last_window[:10]}")
+    good = saved.read_bytes()
+    proc = run(workdir, env, "all", "--config", f"end={end}", "--forcerun", "fetch")
+    assert "the answer lacks 1 of the events" in proc.stderr
+    proc = run(workdir, env, "all", "--config", f"end={end}")
+    assert "fetch" in jobs_run(proc), "the window kept against a partial answer is asked for again"
+    assert saved.read_bytes() == good
+    # Settled: once more for the changed check value (nothing else runs), then nothing at all.
+    assert jobs_run(run(workdir, env, "all", "--config", f"end={end}")) in ([], ["fetch"])
+    assert jobs_run(run(workdir, env, "all", "--config", f"end={end}")) == []
+
+
 def test_killed_fetch_resumes_without_asking_again(tmp_path, server):
     workdir, env = setup_workdir(tmp_path, server, timeout_seconds=60)
     windows = expected_windows(server)

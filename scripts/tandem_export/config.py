@@ -398,9 +398,10 @@ def resolve_source(source: str, project_dir: str | Path = ".") -> tuple[str, str
     return "demo", NO_CREDENTIALS_NOTICE
 
 
-def _fetch_check(end: str | None) -> str:
-    """A value that differs on every invocation unless the range ends in the past."""
-    if end and dt.date.fromisoformat(end) < dt.date.today():
+def _fetch_check(end: str | None, refetch_days: int) -> str:
+    """A value that differs on every invocation unless the range ended more than ``refetch_days``
+    ago (late uploads of its last days may still arrive until then)."""
+    if end and dt.date.fromisoformat(end) + dt.timedelta(days=int(refetch_days)) < dt.date.today():
         return f"closed range ending {end}"
     return f"open range, checked at {time.time():.6f}"
 
@@ -455,7 +456,7 @@ def check(config: dict, basedir: str) -> Settings:
         settings.pump_serial = config.get("pump_serial", "all")
         settings.tandem_api = dict(config.get("tandem_api") or {})
         settings.fetch = {**FETCH_DEFAULTS, **(config.get("fetch") or {})}
-        settings.fetch_check = _fetch_check(end)
+        settings.fetch_check = _fetch_check(end, settings.fetch["refetch_days"])
     return settings
 
 

@@ -149,6 +149,23 @@ def _missing_from(saved: Path, events: list) -> int:
     )
 
 
+def fetched_path(path: Path) -> Path:
+    """Beside a saved window: the pump's last day with data when the window was last asked for."""
+    return Path(str(path) + ".fetched")
+
+
+def _fetched_last_day(path: Path) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(fetched_path(path).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _record_fetched(path: Path, last: dt.date) -> None:
+    with atomic_path(fetched_path(path)) as tmp:
+        tmp.write_text(f"{last}\n", encoding="utf-8")
+
+
 def store_window(path: Path, body: bytes) -> bool:
     """Write ``body`` to ``path`` (atomically, checksum beside it) unless it is already there.
 
@@ -179,7 +196,8 @@ def fetch_account(
     Manifest: ``{"pumps": [{"serial", "model", "assignment_id", "first_day", "last_day",
     "windows": [names], "sha256": {name: hex digest}}]}`` listing every window on disk for the
     selected pumps (also those outside the range, saved by earlier runs), each with the checksum of
-    its content: the manifest's bytes change
+    its content (``"retry"``, not part of the manifest file, lists the windows whose saved copy was
+    kept against a partial answer, to be asked for again): the manifest's bytes change
     when, and only when, a window or a pump's days change (the workflow reruns the jobs after the
     fetch on that).
     Raises TandemError (naming pump and window) on the first failure; windows saved before it stay.
@@ -187,7 +205,7 @@ def fetch_account(
     today = today or dt.date.today()
     pumper = client.pumper()
     pumps = select_pumps(pumper.get("pumps") or [], wanted)
-    manifest = {"pumps": []}
+    manifest: dict = {"pumps": [], "retry": []}
     for pump in pumps:
         serial = str(pump.get("serialNumber"))
         first, last = pump_days(pump)
@@ -212,13 +230,21 @@ def fetch_account(
         t_pump = time.monotonic()
         # The range chooses what is asked for; the tables hold every window saved so far (the range
         # applies to the exports), so windows saved by earlier runs with another range stay listed.
-        in_range = {w.name for w in grid_windows(lo, hi)}
-        listed = {w.name: w for w in [*grid_windows(lo, hi), *saved_windows(raw_root / serial)]}
+        # The pump's latest window is always asked for too: the time model reads the clock at the
+        # last record, so a history cut at the range's end would place every time differently.
+        in_range = {w.name for w in [*grid_windows(lo, hi), *grid_windows(last, last)]}
+        listed = {
+            w.name: w for w in [*grid_windows(lo, hi), *grid_windows(last, last), *saved_windows(raw_root / serial)]
+        }
         for window in sorted(listed.values(), key=lambda w: w.first):
             path = raw_root / serial / f"{window.name}.json"
             label = f"pump {serial} window {window.first}..{window.last}"
             asked = window.name in in_range
-            if path.exists() and (window.last < trailing_from or not asked):
+            # Complete: last asked for when the pump's data already went refetch_days past its end
+            # (a window saved while its days were still arriving is asked for again).
+            fetched_last = _fetched_last_day(path)
+            complete = fetched_last is not None and window.last < fetched_last - dt.timedelta(days=refetch_days)
+            if path.exists() and ((window.last < trailing_from and complete) or not asked):
                 try:
                     digest = checked_sha256(path)
                     # An empty answer for days the pump says it has data for may be a passing
@@ -258,9 +284,13 @@ def fetch_account(
                 )
                 entry["windows"].append(window.name)
                 entry["sha256"][window.name] = digest
+                manifest["retry"].append(label)
                 counts["requested"] += 1
                 continue
+            if not n and window.first <= last and window.last >= first:
+                log.warning("%s: answered with no events although the pump has data up to %s", label, last)
             changed = store_window(path, body)
+            _record_fetched(path, last)
             counts["requested"] += 1
             counts["changed"] += changed
             counts["events"] += n
