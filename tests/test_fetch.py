@@ -261,6 +261,9 @@ def test_a_window_saved_before_its_days_were_all_uploaded_is_asked_for_again(tmp
     workdir, env = setup_workdir(tmp_path / "late", server)
     run(workdir, env)
     current = next(p for p in server.pumps if not p.retired)
+    # A record that cannot be right (after the pump's last day) is not trusted either.
+    windows = expected_windows(server)[current.serial]
+    (workdir / "data" / "raw" / current.serial / f"{windows[-1]}.json.fetched").write_text("2099-01-01\n")
     server.add_late_events(current.serial, days=23)
     run(workdir, env)
     clean_dir, env = setup_workdir(tmp_path / "clean", server)

@@ -241,9 +241,14 @@ def fetch_account(
             label = f"pump {serial} window {window.first}..{window.last}"
             asked = window.name in in_range
             # Complete: last asked for when the pump's data already went refetch_days past its end
-            # (a window saved while its days were still arriving is asked for again).
+            # (a window saved while its days were still arriving is asked for again). A record
+            # later than the pump's last day now cannot be right: asked for again too.
             fetched_last = _fetched_last_day(path)
-            complete = fetched_last is not None and window.last < fetched_last - dt.timedelta(days=refetch_days)
+            complete = (
+                fetched_last is not None
+                and fetched_last <= last
+                and window.last < fetched_last - dt.timedelta(days=refetch_days)
+            )
             if path.exists() and ((window.last < trailing_from and complete) or not asked):
                 try:
                     digest = checked_sha256(path)
