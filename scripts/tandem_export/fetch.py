@@ -191,8 +191,11 @@ def fetch_account(
 ) -> dict:
     """Fetch every selected pump's windows into ``raw_root/{serial}/``; return the manifest.
 
-    Windows overlapping ``start``..``end`` (widened by a day each way) are asked for, except those
-    saved earlier that end more than ``refetch_days`` before the pump's last day.
+    Windows overlapping ``start``..``end`` (widened by a day each way) and the pump's latest window
+    are asked for, except those saved earlier that are complete: ending more than ``refetch_days``
+    before the pump's last day, and last asked for when the pump's data already went that far past
+    their end (recorded in ``{window}.json.fetched``).  A saved window is never replaced by an answer
+    lacking any of its events.
     Manifest: ``{"pumps": [{"serial", "model", "assignment_id", "first_day", "last_day",
     "windows": [names], "sha256": {name: hex digest}}]}`` listing every window on disk for the
     selected pumps (also those outside the range, saved by earlier runs), each with the checksum of
