@@ -11,6 +11,11 @@
 # one each output was built from).
 
 
+def fetch_retry_marker(wildcards):
+    """Left by a fetch that kept a saved window against a partial answer: the next run fetches."""
+    return f"data/{wildcards.acct}fetch/retry"
+
+
 checkpoint fetch:
     output:
         "data/{acct}fetch/manifest.json",
@@ -25,10 +30,10 @@ checkpoint fetch:
         check=lambda wc: account(wc).fetch_check
         + (
             f" retry pending, checked at {time.time():.6f}"
-            if Path(f"data/{wc.acct}fetch/retry").exists()
+            if Path(fetch_retry_marker(wc)).exists()
             else ""
         ),
-        retry_marker=lambda wc: f"data/{wc.acct}fetch/retry",
+        retry_marker=fetch_retry_marker,
         raw_root=lambda wc: f"data/{wc.acct}raw",
         account=lambda wc: account(wc).account,
         credentials_file=lambda wc: account(wc).credentials_file,

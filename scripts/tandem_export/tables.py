@@ -782,24 +782,25 @@ def placement_windows(decoded: str) -> list[str]:
     """The windows a placement table (the ``decoded`` output of :func:`place_events`) indexes."""
     con = connect()
     try:
-        meta = con.sql(
-            f"SELECT value FROM parquet_kv_metadata({sql_str(str(decoded))}) WHERE key = {sql_str(WINDOWS_KEY)}"
-        ).fetchall()
+        meta = _kv_metadata(con, decoded)
     finally:
         con.close()
-    if not meta:
+    if WINDOWS_KEY not in meta:
         raise ValueError(f"{decoded}: not a placement table written by place_events (no window list)")
-    return [entry[0] for entry in json.loads(meta[0][0])]
+    return [entry[0] for entry in json.loads(meta[WINDOWS_KEY])]
+
+
+def _kv_metadata(con, path: str) -> dict[str, str]:
+    """A Parquet file's key-value metadata."""
+    rows = con.sql(f"SELECT key, value FROM parquet_kv_metadata({sql_str(str(path))})").fetchall()
+    return {bytes(k).decode(): bytes(v).decode() for k, v in rows}
 
 
 def _read_placement(con, windows: list[str], decoded: str) -> tuple[list[list], dict[str, np.ndarray], dict]:
     """The windows' fingerprint, the placement table's columns as numpy arrays (event order) and its
     key-value metadata (str -> str).  ValueError unless ``decoded`` was built from ``windows`` as
     they are now (path, rows and size of each, as its metadata records)."""
-    meta = {
-        bytes(k).decode(): bytes(v).decode()
-        for k, v in con.sql(f"SELECT key, value FROM parquet_kv_metadata({sql_str(str(decoded))})").fetchall()
-    }
+    meta = _kv_metadata(con, decoded)
     fingerprint = _window_fingerprint(con, windows)
     if WINDOWS_KEY not in meta or json.loads(meta[WINDOWS_KEY]) != fingerprint:
         raise ValueError(
