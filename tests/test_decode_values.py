@@ -222,9 +222,10 @@ CASES = [
          {"bolus_id": 4321, "food_bolus_units": 4.8, "correction_bolus_units": 1.6, "total_bolus_units": 6.4},
          {"bolusId": 4321, "spareA2": 0, "foodBolusSize": 4.8, "correctionBolusSize": 1.6, "totalBolusSize": 6.4}),
     Case(81, "daily_basal", (T3, W3), 1081,
-         [(0, "f", 18.35), (4, "f", 0.8), (8, "f", 0.25), (12, "B", 16), (13, "B", 128), (14, "H", 3950)],
+         # the last word: LiPo mV u16 @12, charge % u8 @14, final-event-of-day flag u8 @15
+         [(0, "f", 18.35), (4, "f", 0.8), (8, "f", 0.25), (12, "H", 3950), (14, "B", 61), (15, "B", 1)],
          {"daily_total_basal_units": 18.35, "last_basal_rate_units_per_hour": 0.8, "iob_units": 0.25,
-          "battery_charge_msb_raw": 16, "battery_charge_lsb_raw": 128, "battery_lipo_mv": 3950}),
+          "battery_lipo_mv": 3950, "battery_charge_percent": 61, "final_event_of_day": True}),
     Case(90, "new_day", (T3, W3), 1090,
          [(0, "f", 0.75), (4, "I", 0x8000_0001), (8, "I", 1)],
          {"commanded_basal_rate_units_per_hour": 0.75, "features_bitmask": 2_147_483_649, "feature_bitmask_index": 1}),
@@ -397,19 +398,21 @@ CASES = [
           "session_duration_days": 15, "session_stop_reason_code": 3}),
     # More value names of the CGM records.
     Case(399, "cgm_data_g7", (T1, W1), 2399,
-         # status 6 = do not show; data type bit 4 = none; EGV info bit 4 = NO_EGV message
+         # status 6 = do not show; data type bit 4 = none; EGV info bit 4 = NO_EGV message; display
+         # value 0 is "no value" (HIGH/LOW and not-shown readings carry 0): NULL
          [(0, "b", 0), (1, "B", 0b1_0000), (2, "H", 6), (4, "H", 0), (6, "b", -90), (7, "B", 34),
           (8, "I", 510_912_000), (13, "B", 0), (14, "H", 0b1_0000)],
          {"rate_mg_dl_per_min": 0.0, "cgm_data_type": ["none"], "glucose_value_status": "unavailable",
-          "glucose_display_value_mg_dl": 0, "rssi_dbm": -90, "algorithm_state": "stopped_end_of_session",
+          "glucose_display_value_mg_dl": None, "rssi_dbm": -90, "algorithm_state": "stopped_end_of_session",
           "egv_timestamp_seconds": 510_912_000, "interval": 0, "egv_info": ["no_egv"]},
          {"rate": 0, "cgmDataType": [4], "glucoseValueStatus": 6, "currentGlucoseDisplayValue": 0, "rssi": -90,
           "algorithmState": 34, "egvTimeStamp": 510_912_000, "interval": 0, "egvInfoBitmask": [4]}),
     Case(256, "cgm_data_gxb", (T2, W2), 2256,
-         # rate -128 tenths = -12.8; data type bit 3 = calibration; EGV info bits 2, 3 = 12
+         # rate -128 is Dexcom's "no rate" (NULL); -127 tenths would be -12.7; data type bit 3 =
+         # calibration; EGV info bits 2, 3 = 12
          [(0, "b", -128), (1, "B", 0b1000), (2, "H", 2), (4, "H", 40), (6, "b", -100), (7, "B", 7),
           (8, "I", 383_831_700), (13, "B", 0), (14, "H", 12)],
-         {"rate_mg_dl_per_min": -12.8, "cgm_data_type": ["calibration"], "glucose_value_status": "low",
+         {"rate_mg_dl_per_min": None, "cgm_data_type": ["calibration"], "glucose_value_status": "low",
           "glucose_display_value_mg_dl": 40, "rssi_dbm": -100, "algorithm_state_code": 7,
           "egv_timestamp_seconds": 383_831_700, "interval": 0, "egv_info": ["immediate_match", "calibration_result"]}),
     Case(11, "pumping_suspended", (T2, W2), 2011,
@@ -591,9 +594,12 @@ def test_pumplogs_pump_time_is_pump_date_time_not_estimated(tmp_path):
 def test_pumplogs_missing_fields_are_null_and_the_event_is_kept(tmp_path):
     events = [
         pumplogs_event(399, 1, W1, {"currentGlucoseDisplayValue": 187, "futureField": "x"}),
-        pumplogs_event(279, 2, W1, None),
+        pumplogs_event(279, 2, W1, {}),
+        pumplogs_event(279, 3, W1, None),  # eventProperties must be an object: left out and counted
     ]
-    _, rows = run(tmp_path, "sparse.json", json.dumps({"events": events, "clockChanges": []}))
+    stats, rows = run(tmp_path, "sparse.json", json.dumps({"events": events, "clockChanges": []}))
+    assert stats.dropped_without_identity == 1
+    assert stats.left_out == {"eventProperties that are not an object": 1}
     first, second = rows
     assert first["event_name"] == "cgm_data_g7"
     assert first["glucose_display_value_mg_dl"] == 187

@@ -57,13 +57,20 @@ def shortest_f32(value: float) -> float:
 
 
 def decode_value(f: L.Field, raw):
-    """One field's decoded value from its raw value (an int, or a float for f32)."""
+    """One field's decoded value from its raw value (an int, or a float for f32); None for a "no
+    value" marker or a value out of range (the field's raw range, then its decoded range)."""
+    if (f.type == "f32" and math.isnan(raw)) or raw in f.missing:
+        return None
+    lo, hi = f.raw_bounds
+    if not lo <= raw <= hi:
+        return None
     if f.kind == "num":
-        if f.type == "f32":
-            return shortest_f32(raw)
-        return raw / f.divisor if f.divisor != 1 else raw
+        value = shortest_f32(raw) if f.type == "f32" else raw / f.divisor if f.divisor != 1 else raw
+        if f.valid is not None and not f.valid[0] <= value <= f.valid[1]:
+            return None
+        return value
     if f.kind == "bool":
-        return raw != 0
+        return raw == 1
     if f.kind == "enum":
         return L.ENUMS[f.names].get(raw, f"unknown_{raw}")
     if f.kind == "dict":

@@ -387,33 +387,32 @@ def test_cgm_sessions(tmp_path):
 
 # --- daily_status (81) ---------------------------------------------------------------------------
 
-DAILY = "fffBBH"  # dailyTotalBasal f32@0, lastBasalRate f32@4, iob f32@8, MSB u8@12, LSB u8@13, mV u16@14
+DAILY = "fffHBB"  # dailyTotalBasal f32@0, lastBasalRate f32@4, iob f32@8, LiPo mV u16@12, charge % u8@14, flag u8@15
 
 
-def test_daily_status_battery_percent_from_the_two_raw_bytes(tmp_path):
+def test_daily_status_battery_from_the_last_word(tmp_path):
     records = [
-        rec(81, "2025-01-15 00:00:00", 600, DAILY, 24.5, 0.75, 1.5, 16, 24, 3961),
-        rec(81, "2025-01-16 00:00:00", 601, DAILY, 20.25, 0.8, 0.0, 17, 0, 4100),
-        rec(81, "2025-01-17 00:00:00", 602, DAILY, 18.0, 0.0, 2.25, 14, 192, 3700),
+        rec(81, "2025-01-15 00:00:00", 600, DAILY, 24.5, 0.75, 1.5, 3961, 70, 1),
+        rec(81, "2025-01-16 00:00:00", 601, DAILY, 20.25, 0.8, 0.0, 4100, 100, 1),
+        # 2,000 mV is no LiPo voltage a running pump has (3,000-4,400): NULL; 0xFF % is out of range: NULL
+        rec(81, "2025-01-17 00:00:00", 602, DAILY, 18.0, 0.0, 2.25, 2000, 255, 0),
     ]
     rows = build(tmp_path, records, "daily_status")["daily_status"]
-    # (256 x (16 - 14) + 24) / 768 = 536 / 768 = 69.79 %; (256 x 3 + 0) / 768 = 100 %; 192 / 768 = 25 %.
     assert [
         (
             *common(r),
             r["daily_total_basal_units"],
             r["last_basal_rate_units_per_hour"],
             r["iob_units"],
-            r["battery_percent"],
-            r["battery_charge_msb_raw"],
-            r["battery_charge_lsb_raw"],
+            r["battery_charge_percent"],
             r["battery_lipo_mv"],
+            r["final_event_of_day"],
         )
         for r in rows
     ] == [
-        (utc("2025-01-14 23:00"), wall("2025-01-15 00:00"), SERIAL, 600, 24.5, 0.75, 1.5, 69.8, 16, 24, 3961),
-        (utc("2025-01-15 23:00"), wall("2025-01-16 00:00"), SERIAL, 601, 20.25, 0.8, 0.0, 100.0, 17, 0, 4100),
-        (utc("2025-01-16 23:00"), wall("2025-01-17 00:00"), SERIAL, 602, 18.0, 0.0, 2.25, 25.0, 14, 192, 3700),
+        (utc("2025-01-14 23:00"), wall("2025-01-15 00:00"), SERIAL, 600, 24.5, 0.75, 1.5, 70, 3961, True),
+        (utc("2025-01-15 23:00"), wall("2025-01-16 00:00"), SERIAL, 601, 20.25, 0.8, 0.0, 100, 4100, True),
+        (utc("2025-01-16 23:00"), wall("2025-01-17 00:00"), SERIAL, 602, 18.0, 0.0, 2.25, None, None, False),
     ]
 
 

@@ -22,8 +22,12 @@ import re
 
 from . import ids
 
-#: pumpDateTime: a date and a time (seconds, optionally a fraction), no zone or offset.
-PUMP_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
+#: pumpDateTime: a date and a time (seconds, optionally a fraction), no zone or offset; the
+#: fields in their ranges (written out so that Python's re and DuckDB's RE2 agree: ASCII digits).
+PUMP_DATE_TIME = re.compile(
+    r"[12][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,6})?"
+)
 #: Inclusive ranges of the identity integers.
 EVENT_CODES = (0, 0x0FFF)
 SEQUENCE_NUMBERS = (0, 0xFFFF_FFFF)
@@ -49,6 +53,35 @@ def pump_time_ok(value) -> bool:
     return True
 
 
+#: What can be wrong with one event, in the order checked; the normaliser counts events left out
+#: by these numbers (1-based: 0 is an event without a problem).
+PROBLEMS = (
+    f"an eventCode that is not an integer {EVENT_CODES[0]}-{EVENT_CODES[1]}",
+    f"a sequenceNumber that is not an integer {SEQUENCE_NUMBERS[0]}-{SEQUENCE_NUMBERS[1]}",
+    f"a sequenceGroup that is not an integer {SEQUENCE_GROUPS[0]}-{SEQUENCE_GROUPS[1]}",
+    "a pumpDateTime that is not a date and time without offset (YYYY-MM-DDTHH:MM:SS)",
+    "eventProperties that are not an object",
+)
+NOT_AN_OBJECT = "an element that is not an object"
+
+
+def problem_number(event, group_required: bool = True) -> int:
+    """The number (1-based, in :data:`PROBLEMS`) of the first problem of ``event``, 0 for none;
+    an element that is not an object has no eventCode (1)."""
+    if not isinstance(event, dict) or not _integer(event.get("eventCode"), EVENT_CODES):
+        return 1
+    if not _integer(event.get("sequenceNumber"), SEQUENCE_NUMBERS):
+        return 2
+    group = event.get("sequenceGroup")
+    if (group is not None or group_required) and not _integer(group, SEQUENCE_GROUPS):
+        return 3
+    if not pump_time_ok(event.get("pumpDateTime")):
+        return 4
+    if not isinstance(event.get("eventProperties"), dict):
+        return 5
+    return 0
+
+
 def event_problem(event, group_required: bool = True) -> str | None:
     """Why ``event`` (one element of ``events`` or ``clockChanges``) is not a pump-logs event, or None.
 
@@ -56,19 +89,9 @@ def event_problem(event, group_required: bool = True) -> str | None:
     or null; when present it must be an integer in range.
     """
     if not isinstance(event, dict):
-        return "an element that is not an object"
-    if not _integer(event.get("eventCode"), EVENT_CODES):
-        return f"an eventCode that is not an integer {EVENT_CODES[0]}-{EVENT_CODES[1]}"
-    if not _integer(event.get("sequenceNumber"), SEQUENCE_NUMBERS):
-        return f"a sequenceNumber that is not an integer {SEQUENCE_NUMBERS[0]}-{SEQUENCE_NUMBERS[1]}"
-    group = event.get("sequenceGroup")
-    if (group is not None or group_required) and not _integer(group, SEQUENCE_GROUPS):
-        return f"a sequenceGroup that is not an integer {SEQUENCE_GROUPS[0]}-{SEQUENCE_GROUPS[1]}"
-    if not pump_time_ok(event.get("pumpDateTime")):
-        return "a pumpDateTime that is not a date and time without offset (YYYY-MM-DDTHH:MM:SS)"
-    if not isinstance(event.get("eventProperties"), dict):
-        return "eventProperties that are not an object"
-    return None
+        return NOT_AN_OBJECT
+    number = problem_number(event, group_required)
+    return PROBLEMS[number - 1] if number else None
 
 
 def check_pump_logs(data) -> int:

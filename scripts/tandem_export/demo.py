@@ -39,6 +39,11 @@ ISF_MG_DL_PER_UNIT = 45
 TARGET_BG_MG_DL = 110
 
 
+def meter_bg(g: float) -> int:
+    """A blood glucose as a meter gives it: whole mg/dL within its 20-600 mg/dL range (layouts.BG_MG_DL)."""
+    return max(20, min(600, int(round(g))))
+
+
 def profile_rate(t: datetime) -> float:
     """Basal profile rate in units/hour at wall-clock time ``t``."""
     rate = BASAL_PROFILE[0][1]
@@ -186,9 +191,9 @@ class DemoPump:
                         "daily_total_basal_units": round(self.day_basal_units, 2),
                         "last_basal_rate_units_per_hour": self.last_commanded_rate,
                         "iob_units": round(iob, 2),
-                        "battery_charge_msb_raw": 14 + 2,
-                        "battery_charge_lsb_raw": rng.randrange(0, 256),
-                        "battery_lipo_mv": 3900 + rng.randrange(0, 200),
+                        "battery_lipo_mv": 3830 + rng.randrange(0, 80),
+                        "battery_charge_percent": rng.randrange(55, 66),
+                        "final_event_of_day": 1,
                     },
                 )
                 self.day_basal_units = 0.0
@@ -262,7 +267,8 @@ class DemoPump:
                 pass
             else:
                 value = int(round(g))
-                rate = 0 if previous is None else max(-127, min(127, int(round((g - previous) / 5 * 10))))
+                # Dexcom's trend byte holds -127..126 tenths; 127 and -128 mean no rate (layouts.DEXCOM_NO_RATE).
+                rate = 0 if previous is None else max(-127, min(126, int(round((g - previous) / 5 * 10))))
                 previous = g
                 if lost:
                     backlog.append((t, value, rate))
@@ -283,7 +289,7 @@ class DemoPump:
                     {
                         "bg_entry_type": 0,
                         "cgm_calibration": 0,
-                        "bg_mg_dl": int(round(true_g + rng.gauss(0, 6))),
+                        "bg_mg_dl": meter_bg(true_g + rng.gauss(0, 6)),
                         "iob_units": round(iob, 2),
                         "isf_mg_dl_per_unit": ISF_MG_DL_PER_UNIT,
                         "target_bg_mg_dl": TARGET_BG_MG_DL,
@@ -373,7 +379,7 @@ class DemoPump:
     def _bolus(self, t, carbs, g, iob, cancelled=False, automatic=False) -> Iterator[PumpEvent]:
         """Request (64, 65, 66), delivery started and completed (280) and completion (20)."""
         bolus_id = (self.seq // 7) % 65536
-        bg = int(round(g))
+        bg = meter_bg(g)
         food = 0.0 if t == self.missed_bolus_meal else round(carbs / CARB_RATIO_G_PER_UNIT, 2)
         correction = max(0.0, round((bg - TARGET_BG_MG_DL) / ISF_MG_DL_PER_UNIT - iob, 2))
         if automatic:

@@ -40,6 +40,17 @@ NUMPY_TYPES = {
     "f32": ">f4",
 }
 TYPE_SIZES = {"u8": 1, "i8": 1, "u16": 2, "i16": 2, "u32": 4, "f32": 4}
+#: The values each raw type can hold (inclusive); f32: the finite float32 values.
+TYPE_BOUNDS: dict[str, tuple[float, float]] = {
+    "u8": (0, 0xFF),
+    "i8": (-0x80, 0x7F),
+    "u16": (0, 0xFFFF),
+    "i16": (-0x8000, 0x7FFF),
+    "u32": (0, 0xFFFF_FFFF),
+    "f32": (-3.4028234663852886e38, 3.4028234663852886e38),
+}
+#: The all-ones "not set" value of each unsigned integer type (see :attr:`Field.missing`).
+ALL_ONES = {"u8": 0xFF, "u16": 0xFFFF, "u32": 0xFFFF_FFFF}
 
 
 # --- value names (enums and bitmasks), written for this project from the layout tables ---------
@@ -239,6 +250,11 @@ class Field:
     case, unit suffix).  ``kind`` is ``num`` (number; divided by ``divisor`` when decoded),
     ``bool`` (0/1), ``enum`` (value names in ``ENUMS[names]``), ``bits`` (bitmask, bit names in
     ``ENUMS[names]``) or ``dict`` (ids named by ``DICTIONARIES[names]``).
+
+    Validity: a raw value in ``missing`` (or a float32 NaN) is "no value" and decodes to NULL; a
+    raw value the type cannot hold (pump-logs JSON can carry any number), a flag other than 0/1, a
+    bit index beyond the field's width, or a decoded number outside ``valid`` is out of range:
+    NULL too, and counted (the normaliser warns once per field), the event is kept.
     """
 
     layout_name: str
@@ -248,6 +264,14 @@ class Field:
     kind: str = "num"
     names: str | None = None
     divisor: int = 1
+    #: Inclusive range of the decoded value (in the column's unit); None: what the raw type holds.
+    valid: tuple[float, float] | None = None
+    #: Raw values that mean "no value" (read as NULL without a warning). A float32 NaN always does.
+    missing: tuple[float, ...] = ()
+    #: pump-logs JSON only: SQL of the raw value over ``p`` (the struct of ``json_reads``, each a
+    #: JSON value), for a field the API may key in another way than the layout name says.
+    json_sql: str | None = None
+    json_reads: tuple[str, ...] = ()
 
     @property
     def json_keys(self) -> tuple[str, ...]:
@@ -277,6 +301,23 @@ class Field:
     def raw_type(self) -> str:
         """DuckDB type of the raw (undecoded) value."""
         return "DOUBLE" if self.type == "f32" else "BIGINT"
+
+    @property
+    def raw_bounds(self) -> tuple[float, float]:
+        """Inclusive range of the raw value: the type's, 0..1 for flags, the width's bits for bitmasks."""
+        if self.kind == "bool":
+            return (0, 1)
+        if self.kind == "bits":
+            return (0, (1 << (8 * TYPE_SIZES[self.type])) - 1)
+        return TYPE_BOUNDS[self.type]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """Inclusive range of the decoded number (``valid``, else the raw range scaled); numbers only."""
+        if self.valid is not None:
+            return self.valid
+        lo, hi = self.raw_bounds
+        return (lo / self.divisor, hi / self.divisor) if self.divisor != 1 else (lo, hi)
 
 
 @dataclass(frozen=True)
@@ -312,8 +353,8 @@ def lower_camel(name: str) -> str:
     return "".join(out)
 
 
-def _f(name, offset, typ, column, kind="num", names=None, divisor=1):
-    return Field(name, offset, typ, column, kind, names, divisor)
+def _f(name, offset, typ, column, kind="num", names=None, divisor=1, valid=None, missing=(), json_sql=None, reads=()):
+    return Field(name, offset, typ, column, kind, names, divisor, valid, tuple(missing), json_sql, tuple(reads))
 
 
 def _alert(dict_name: str, id_field: str, id_offset: int = 0, id_type: str = "u32", extra=()):
@@ -332,6 +373,89 @@ _ALERT_COLUMNS = {
     "CGM_ALERTS": "cgm_alert",
 }
 
+# --- valid ranges (in the decoded unit) and "no value" markers ------------------------------
+# A value outside its range is impossible for the pump that logged it: it is read as NULL, counted
+# and warned about, and never reaches a table as a reading, a delivery or insulin (see Field).
+
+#: Every basal rate the pump can deliver or command: 0 to 15 U/h.  "If you program a Temp Rate
+#: more than the maximum allowable basal rate of 15 units/hr, you will be notified that the
+#: selected rate is too high and that it will be set to the maximum allowable rate for delivery"
+#: (Tandem support, "How to set a Temporary Basal Rate on your Tandem insulin pump"); profile rates
+#: 0.1-15 U/h (a segment may be 0), Control-IQ is capped by the same maximum.  Rates below 0.1 U/h
+#: occur (suspended, reduced by Control-IQ) and are valid.
+BASAL_U_PER_H = (0.0, 15.0)
+#: Basal of one pump day: the maximum rate for 25 hours (the day a clock goes back an hour).
+DAILY_BASAL_U = (0.0, 375.0)
+#: One bolus: at most 25 U, the largest Max Bolus the t:slim X2 and Mobi allow (user guides,
+#: Personal Profiles > Max Bolus, 1-25 units).  Delivered and per-part amounts are bounded by it.
+BOLUS_U = (0.0, 25.0)
+#: Insulin the pump can hold, compute or have on board: one cartridge, "The total amount of insulin
+#: added to each cartridge should never exceed 300 units" (Tandem support, t:slim X2 cartridge
+#: article; Mobi cartridges hold 200 U).  Calculator amounts, fills and insulin on board.
+CARTRIDGE_U = (0.0, 300.0)
+#: A correction can be negative (BG below target lowers a food bolus): as large as a cartridge.
+CORRECTION_U = (-300.0, 300.0)
+#: Extended bolus duration: "part of the bolus slowly over a period of up to 8 hours" (Tandem
+#: support, "How to deliver an extended bolus").
+EXTENDED_MINUTES = (0, 480)
+#: CGM glucose as a number: 40-400 mg/dL; beyond it the sensor reports HIGH or LOW by status
+#: (Dexcom: "The system only reports glucose information between 40-400 mg/dL", G4 user guide, and
+#: LoopKit CGMBLEKit GlucoseLimits 40/400 for G6/G7; FreeStyle Libre: "Sensor glucose reading
+#: range 40 to 400 mg/dL", Abbott system specifications).  HIGH/LOW records carry the display
+#: value 0 (tidepool uploader, tandemDriver.js: "HI/LO values are 0"), and 0xFFFF is the sensor's
+#: "no glucose" (G7SensorKit): both are "no value".
+CGM_MG_DL = (40, 400)
+CGM_NO_VALUE = (0, 0xFFFF)
+#: Dexcom's trend byte: 127 and -128 mean "no rate" (CGMBLEKit Glucose.swift: trend < Int8.max
+#: && trend > Int8.min; G7SensorKit: 0x7f is no trend).
+DEXCOM_NO_RATE = (0x7F, -0x80)
+#: A blood glucose entered on the pump (meter range 20-600 mg/dL); 0: none entered.
+BG_MG_DL = (20, 600)
+#: Bolus calculator settings as the pump allows them (user guides, Personal Profiles): carb ratio
+#: 1-300 g/U, correction factor 1-600 mg/dL/U, target BG 70-250 mg/dL; 0 where a record has none.
+CARB_RATIO_G_PER_U = (0.0, 300.0)
+ISF_MG_DL_PER_U = (0, 600)
+TARGET_BG_MG_DL = (0, 250)
+#: Carbohydrates of one entry: 0-999 g (the calculator's carb entry).
+CARBS_G = (0, 999)
+#: Sensor/transmitter times and EGV timestamps: 0 and all ones mean "not set" (the CGM SQL reads
+#: an EGV timestamp of 0 as absent).
+TIMESTAMP_NO_VALUE = (0, 0xFFFF_FFFF)
+#: Time changed (13) carries milliseconds since midnight; date changed (14) days since 2008-01-01,
+#: at most the pump clock's reach (2^32 seconds from 2008: 49,710 days).
+MS_OF_DAY = (0, 86_399_999)
+PUMP_DAYS = (0, 49_710)
+#: Percentages.
+PERCENT = (0, 100)
+
+#: The LiPo battery of the pump: a cell between 3.0 and 4.4 V while the pump runs (tconnectsync's
+#: daily basal test bounds, and pumpX2's Mobi captures 3,774-4,174 mV); 0 and all ones: no value.
+LIPO_MV = (3000, 4400)
+
+#: pump-logs keys of the daily basal's last word: the layout table's names for its bytes
+#: (batteryChargePercentMSBRaw = the voltage's high byte, ...LSBRaw its low byte,
+#: batteryLipoMilliVolts = charge << 8 | flag), or the names of what they hold.
+_DAILY_BASAL_KEYS = (
+    "batteryChargePercentMSBRaw",
+    "batteryChargePercentLSBRaw",
+    "batteryLipoMilliVolts",
+    "batteryChargePercent",
+    "finalEventForDay",
+)
+_BYTE = "CASE WHEN TRY_CAST({k} AS BIGINT) BETWEEN 0 AND 255 THEN TRY_CAST({k} AS BIGINT) ELSE -1 END"
+_WORD = "CASE WHEN TRY_CAST({k} AS BIGINT) BETWEEN 0 AND 65535 THEN TRY_CAST({k} AS BIGINT) ELSE -1 END"
+_MSB, _LSB = (_BYTE.format(k=f'p."{k}"') for k in _DAILY_BASAL_KEYS[:2])
+_OLD_WORD = _WORD.format(k='p."batteryLipoMilliVolts"')
+_BY_LAYOUT_NAMES = 'p."batteryChargePercentMSBRaw" IS NOT NULL'
+_DAILY_BASAL_JSON = {
+    "battery_lipo_mv": f"CASE WHEN {_BY_LAYOUT_NAMES} THEN CASE WHEN {_MSB} < 0 OR {_LSB} < 0 THEN -1 ELSE {_MSB} * 256"
+    f' + {_LSB} END ELSE TRY_CAST(p."batteryLipoMilliVolts" AS BIGINT) END',
+    "battery_charge_percent": f"CASE WHEN {_BY_LAYOUT_NAMES} THEN CASE WHEN {_OLD_WORD} < 0 THEN -1 ELSE {_OLD_WORD} >> 8"
+    ' END ELSE TRY_CAST(p."batteryChargePercent" AS BIGINT) END',
+    "final_event_of_day": f"CASE WHEN {_BY_LAYOUT_NAMES} THEN CASE WHEN {_OLD_WORD} < 0 THEN -1 ELSE {_OLD_WORD} & 255"
+    ' END ELSE TRY_CAST(p."finalEventForDay" AS BIGINT) END',
+}
+
 _FAULT = (
     _f("faultLocatorData", 4, "u32", "fault_locator_data"),
     _f("param1", 8, "u32", "param1"),
@@ -343,11 +467,14 @@ _CGM_LIBRE_HEAD = (_f("SensorType", 2, "u8", "sensor_type", "enum", "libre_senso
 
 def _cgm(rate_type: str, data_type_at: int, status_at: int, status_type: str, names: dict[str, str]):
     """The common shape of the four CGM reading records (256, 399, 372, 480)."""
+    no_rate = DEXCOM_NO_RATE if rate_type == "i8" else ()
     return (
-        _f("Rate", 0, rate_type, "rate_mg_dl_per_min", divisor=10),
+        _f("Rate", 0, rate_type, "rate_mg_dl_per_min", divisor=10, missing=no_rate),
         _f("CGM Data Type", data_type_at, "u8", "cgm_data_type", "bits", names["data_type"]),
         _f("glucoseValueStatus", status_at, status_type, "glucose_value_status", "enum", names["status"]),
-        _f("currentGlucoseDisplayValue", 4, "u16", "glucose_display_value_mg_dl"),
+        _f(
+            "currentGlucoseDisplayValue", 4, "u16", "glucose_display_value_mg_dl", valid=CGM_MG_DL, missing=CGM_NO_VALUE
+        ),
         _f("RSSI", 6, "i8", "rssi_dbm"),
         _f(
             "AlgorithmState",
@@ -356,7 +483,7 @@ def _cgm(rate_type: str, data_type_at: int, status_at: int, status_type: str, na
             "algorithm_state" if names["algorithm"] else "algorithm_state_code",
             *names["algorithm"],
         ),
-        _f("EGV TimeStamp", 8, "u32", "egv_timestamp_seconds"),
+        _f("EGV TimeStamp", 8, "u32", "egv_timestamp_seconds", missing=TIMESTAMP_NO_VALUE),
         _f("Interval", 13, "u8", "interval"),
         _f("EGV Info Bitmask", 14, "u16", "egv_info", "bits", names["info"]),
     )
@@ -365,14 +492,14 @@ def _cgm(rate_type: str, data_type_at: int, status_at: int, status_type: str, na
 _BOLUS_COMPLETED = (
     _f("BolusID", 0, "u16", "bolus_id"),
     _f("CompletionStatus", 2, "u16", "completion_status", "enum", "bolus_completion"),
-    _f("IOB", 4, "f32", "iob_units"),
-    _f("InsulinDelivered", 8, "f32", "insulin_delivered_units"),
-    _f("InsulinRequested", 12, "f32", "insulin_requested_units"),
+    _f("IOB", 4, "f32", "iob_units", valid=CARTRIDGE_U),
+    _f("InsulinDelivered", 8, "f32", "insulin_delivered_units", valid=BOLUS_U),
+    _f("InsulinRequested", 12, "f32", "insulin_requested_units", valid=CARTRIDGE_U),
 )
 
 _SESSION_GX = (
-    _f("CurrentTransmitterTime", 0, "u32", "transmitter_time_seconds"),
-    _f("SessionStartTime", 4, "u32", "session_start_time_seconds"),
+    _f("CurrentTransmitterTime", 0, "u32", "transmitter_time_seconds", missing=TIMESTAMP_NO_VALUE),
+    _f("SessionStartTime", 4, "u32", "session_start_time_seconds", missing=TIMESTAMP_NO_VALUE),
 )
 
 EVENTS: tuple[Event, ...] = (
@@ -380,9 +507,9 @@ EVENTS: tuple[Event, ...] = (
         3,
         "basal_rate_change",
         (
-            _f("CommandedBasalRate", 0, "f32", "commanded_basal_rate_units_per_hour"),
-            _f("BaseBasalRate", 4, "f32", "base_basal_rate_units_per_hour"),
-            _f("maxBasalRate", 8, "f32", "max_basal_rate_units_per_hour"),
+            _f("CommandedBasalRate", 0, "f32", "commanded_basal_rate_units_per_hour", valid=BASAL_U_PER_H),
+            _f("BaseBasalRate", 4, "f32", "base_basal_rate_units_per_hour", valid=BASAL_U_PER_H),
+            _f("maxBasalRate", 8, "f32", "max_basal_rate_units_per_hour", valid=BASAL_U_PER_H),
             _f("ChangeType", 13, "u8", "change_type", "bits", "basal_change_type"),
             _f("IDP", 14, "u16", "idp"),
         ),
@@ -390,6 +517,8 @@ EVENTS: tuple[Event, ...] = (
     Event(4, "alert_activated", _alert("ALERTS", "AlertID", extra=_FAULT)),
     Event(5, "alarm_activated", _alert("ALARMS", "AlarmID", extra=_FAULT)),
     Event(6, "malfunction_activated", _alert("MALFUNCTIONS", "MalfID", extra=_FAULT)),
+    # 11/12: InsulinAmount is the insulin left in the cartridge, whole units (pumpX2's tests: "the
+    # remaining reservoir amount", e.g. 185 after a 185 U fill).
     Event(
         11,
         "pumping_suspended",
@@ -397,7 +526,7 @@ EVENTS: tuple[Event, ...] = (
             _f("PreSuspendState", 0, "u32", "pre_suspend_state"),
             _f("RPATimeout", 4, "u8", "rpa_timeout_minutes"),
             _f("SuspendReason", 5, "u8", "suspend_reason", "enum", "suspend_reason"),
-            _f("InsulinAmount", 6, "u16", "insulin_amount_units"),
+            _f("InsulinAmount", 6, "u16", "insulin_amount_units", valid=CARTRIDGE_U),
         ),
     ),
     Event(
@@ -405,15 +534,15 @@ EVENTS: tuple[Event, ...] = (
         "pumping_resumed",
         (
             _f("PreResumeState", 0, "u32", "pre_resume_state"),
-            _f("InsulinAmount", 6, "u16", "insulin_amount_units"),
+            _f("InsulinAmount", 6, "u16", "insulin_amount_units", valid=CARTRIDGE_U),
         ),
     ),
     Event(
         13,
         "time_changed",
         (
-            _f("TimePrior", 0, "u32", "time_prior_ms"),
-            _f("TimeAfter", 4, "u32", "time_after_ms"),
+            _f("TimePrior", 0, "u32", "time_prior_ms", valid=MS_OF_DAY),
+            _f("TimeAfter", 4, "u32", "time_after_ms", valid=MS_OF_DAY),
             _f("RawRTCTime", 8, "u32", "raw_rtc_time_ms"),
         ),
     ),
@@ -421,8 +550,8 @@ EVENTS: tuple[Event, ...] = (
         14,
         "date_changed",
         (
-            _f("DatePrior", 0, "u32", "date_prior_days"),
-            _f("DateAfter", 4, "u32", "date_after_days"),
+            _f("DatePrior", 0, "u32", "date_prior_days", valid=PUMP_DAYS),
+            _f("DateAfter", 4, "u32", "date_after_days", valid=PUMP_DAYS),
             _f("RawRTCTime", 8, "u32", "raw_rtc_time_ms"),
         ),
     ),
@@ -432,10 +561,10 @@ EVENTS: tuple[Event, ...] = (
         (
             _f("BgEntryType", 0, "u8", "bg_entry_type", "enum", "bg_entry_type"),
             _f("cgmCalibration", 1, "u8", "cgm_calibration", "bool"),
-            _f("BG", 2, "u16", "bg_mg_dl"),
-            _f("IOB", 4, "f32", "iob_units"),
-            _f("ISF", 8, "u16", "isf_mg_dl_per_unit"),
-            _f("TargetBG", 10, "u16", "target_bg_mg_dl"),
+            _f("BG", 2, "u16", "bg_mg_dl", valid=BG_MG_DL, missing=(0,)),
+            _f("IOB", 4, "f32", "iob_units", valid=CARTRIDGE_U),
+            _f("ISF", 8, "u16", "isf_mg_dl_per_unit", valid=ISF_MG_DL_PER_U),
+            _f("TargetBG", 10, "u16", "target_bg_mg_dl", valid=TARGET_BG_MG_DL),
             _f("BgSourceType", 14, "u8", "bg_source", "enum", "bg_source"),
             _f("SelectedIOB", 15, "u8", "iob_model", "enum", "iob_model"),
         ),
@@ -448,20 +577,20 @@ EVENTS: tuple[Event, ...] = (
         33,
         "cartridge_filled",
         (
-            _f("InsulinVolume", 0, "u32", "insulin_volume_units"),
-            _f("V2Volume", 4, "f32", "v2_volume_units"),
+            _f("InsulinVolume", 0, "u32", "insulin_volume_units", valid=CARTRIDGE_U),
+            _f("V2Volume", 4, "f32", "v2_volume_units", valid=CARTRIDGE_U),
         ),
     ),
     Event(36, "usb_connected", (_f("negotiatedCurrent", 0, "f32", "negotiated_current_ma"),)),
     Event(37, "usb_disconnected", (_f("negotiatedCurrent", 0, "f32", "negotiated_current_ma"),)),
-    Event(48, "carbs_entered", (_f("carbs", 0, "f32", "carbs_g"),)),
+    Event(48, "carbs_entered", (_f("carbs", 0, "f32", "carbs_g", valid=CARBS_G),)),
     Event(
         53,
         "shelf_mode",
         (
             _f("msecSinceReset", 0, "u32", "ms_since_reset"),
-            _f("LiPo_IBC", 4, "u8", "lipo_ibc_percent"),
-            _f("LiPo_ABC", 5, "u8", "lipo_abc_percent"),
+            _f("LiPo_IBC", 4, "u8", "lipo_ibc_percent", valid=PERCENT),
+            _f("LiPo_ABC", 5, "u8", "lipo_abc_percent", valid=PERCENT),
             _f("LiPoCurrent", 6, "i16", "lipo_current_ma"),
             _f("LiPo_RemCap", 8, "u32", "lipo_remaining_capacity_mah"),
             _f("LiPo_mV", 12, "u32", "lipo_mv"),
@@ -473,8 +602,8 @@ EVENTS: tuple[Event, ...] = (
         (
             _f("SelectedIOB", 1, "u8", "iob_model", "enum", "iob_model"),
             _f("BolusID", 2, "u16", "bolus_id"),
-            _f("IOB", 4, "f32", "iob_units"),
-            _f("BolusSize", 8, "f32", "bolus_size_units"),
+            _f("IOB", 4, "f32", "iob_units", valid=CARTRIDGE_U),
+            _f("BolusSize", 8, "f32", "bolus_size_units", valid=BOLUS_U),
         ),
     ),
     Event(
@@ -483,8 +612,8 @@ EVENTS: tuple[Event, ...] = (
         (
             _f("SelectedIOB", 1, "u8", "iob_model", "enum", "iob_model"),
             _f("BolusID", 2, "u16", "bolus_id"),
-            _f("IOB", 4, "f32", "iob_units"),
-            _f("BolexSize", 8, "f32", "bolex_size_units"),
+            _f("IOB", 4, "f32", "iob_units", valid=CARTRIDGE_U),
+            _f("BolexSize", 8, "f32", "bolex_size_units", valid=BOLUS_U),
         ),
     ),
     Event(
@@ -499,7 +628,7 @@ EVENTS: tuple[Event, ...] = (
         61,
         "cannula_filled",
         (
-            _f("PrimeSize", 0, "f32", "prime_size_units"),
+            _f("PrimeSize", 0, "f32", "prime_size_units", valid=CARTRIDGE_U),
             _f("CompletionStatus", 4, "u32", "completion_status", "enum", "fill_completion"),
         ),
     ),
@@ -507,7 +636,9 @@ EVENTS: tuple[Event, ...] = (
         63,
         "tubing_filled",
         (
-            _f("PrimeSize", 0, "f32", "prime_size_units"),
+            # Every captured tubing fill carries PrimeSize -1.0 "alongside completionStatus == COMPLETED
+            # (3); this looks like a firmware sentinel" (pumpX2 TubingFilledHistoryLogTest): no value.
+            _f("PrimeSize", 0, "f32", "prime_size_units", valid=CARTRIDGE_U, missing=(-1.0,)),
             _f("CompletionStatus", 4, "u32", "completion_status", "enum", "fill_completion"),
             _f("Position", 8, "u32", "position_counts"),
         ),
@@ -519,22 +650,22 @@ EVENTS: tuple[Event, ...] = (
             _f("CorrectionBolusIncluded", 0, "u8", "correction_bolus_included", "bool"),
             _f("BolusType", 1, "u8", "bolus_request_type", "enum", "bolus_request_type"),
             _f("BolusID", 2, "u16", "bolus_id"),
-            _f("BG", 4, "u16", "bg_mg_dl"),
-            _f("CarbAmount", 6, "u16", "carb_amount_g"),
-            _f("IOB", 8, "f32", "iob_units"),
-            _f("CarbRatio", 12, "u32", "carb_ratio_g_per_unit", divisor=1000),
+            _f("BG", 4, "u16", "bg_mg_dl", valid=BG_MG_DL, missing=(0,)),
+            _f("CarbAmount", 6, "u16", "carb_amount_g", valid=CARBS_G),
+            _f("IOB", 8, "f32", "iob_units", valid=CARTRIDGE_U),
+            _f("CarbRatio", 12, "u32", "carb_ratio_g_per_unit", divisor=1000, valid=CARB_RATIO_G_PER_U),
         ),
     ),
     Event(
         65,
         "bolus_requested_msg2",
         (
-            _f("StandardPercent", 0, "u8", "standard_percent"),
+            _f("StandardPercent", 0, "u8", "standard_percent", valid=PERCENT),
             _f("Options", 1, "u8", "bolus_options", "enum", "bolus_options"),
             _f("BolusID", 2, "u16", "bolus_id"),
-            _f("Duration", 6, "u16", "duration_minutes"),
-            _f("TargetBG", 8, "u16", "target_bg_mg_dl"),
-            _f("ISF", 10, "u16", "isf_mg_dl_per_unit"),
+            _f("Duration", 6, "u16", "duration_minutes", valid=EXTENDED_MINUTES),
+            _f("TargetBG", 8, "u16", "target_bg_mg_dl", valid=TARGET_BG_MG_DL),
+            _f("ISF", 10, "u16", "isf_mg_dl_per_unit", valid=ISF_MG_DL_PER_U),
             _f("SelectedIOB", 13, "u8", "iob_model", "enum", "iob_model"),
             _f("DeclinedCorrection", 14, "u8", "declined_correction", "bool"),
             _f("UserOverride", 15, "u8", "user_override", "bool"),
@@ -545,28 +676,59 @@ EVENTS: tuple[Event, ...] = (
         "bolus_requested_msg3",
         (
             _f("BolusID", 2, "u16", "bolus_id"),
-            _f("FoodBolusSize", 4, "f32", "food_bolus_units"),
-            _f("CorrectionBolusSize", 8, "f32", "correction_bolus_units"),
-            _f("TotalBolusSize", 12, "f32", "total_bolus_units"),
+            _f("FoodBolusSize", 4, "f32", "food_bolus_units", valid=CARTRIDGE_U),
+            _f("CorrectionBolusSize", 8, "f32", "correction_bolus_units", valid=CORRECTION_U),
+            _f("TotalBolusSize", 12, "f32", "total_bolus_units", valid=CARTRIDGE_U),
         ),
     ),
     Event(
         81,
         "daily_basal",
         (
-            _f("dailyTotalBasal", 0, "f32", "daily_total_basal_units"),
-            _f("lastBasalRate", 4, "f32", "last_basal_rate_units_per_hour"),
-            _f("iob", 8, "f32", "iob_units"),
-            _f("batteryChargePercentMSBRaw", 12, "u8", "battery_charge_msb_raw"),
-            _f("batteryChargePercentLSBRaw", 13, "u8", "battery_charge_lsb_raw"),
-            _f("batteryLipoMilliVolts", 14, "u16", "battery_lipo_mv"),
+            _f("dailyTotalBasal", 0, "f32", "daily_total_basal_units", valid=DAILY_BASAL_U),
+            _f("lastBasalRate", 4, "f32", "last_basal_rate_units_per_hour", valid=BASAL_U_PER_H),
+            _f("iob", 8, "f32", "iob_units", valid=CARTRIDGE_U),
+            # The last word is the LiPo battery voltage (u16, mV), the charge (u8, %) and the "final
+            # event of the day" flag: pumpX2 DailyBasalHistoryLog (lipoMv, batteryChargeRaw,
+            # finalEventForDay; 12 real records of its tests give 3,832-3,904 mV and 55-65 %) and
+            # tconnectsync's test_liddailybasal (3,830 mV / 55 %).  The layout table names these bytes
+            # batteryChargePercentMSBRaw/LSBRaw and batteryLipoMilliVolts; a pump-logs answer keyed
+            # by those names is read from the same bytes under them (see _DAILY_BASAL_JSON).
+            _f(
+                "batteryLipoMilliVolts",
+                12,
+                "u16",
+                "battery_lipo_mv",
+                valid=LIPO_MV,
+                missing=(0, 0xFFFF),
+                json_sql=_DAILY_BASAL_JSON["battery_lipo_mv"],
+                reads=_DAILY_BASAL_KEYS,
+            ),
+            _f(
+                "batteryChargePercent",
+                14,
+                "u8",
+                "battery_charge_percent",
+                valid=PERCENT,
+                json_sql=_DAILY_BASAL_JSON["battery_charge_percent"],
+                reads=_DAILY_BASAL_KEYS,
+            ),
+            _f(
+                "finalEventForDay",
+                15,
+                "u8",
+                "final_event_of_day",
+                "bool",
+                json_sql=_DAILY_BASAL_JSON["final_event_of_day"],
+                reads=_DAILY_BASAL_KEYS,
+            ),
         ),
     ),
     Event(
         90,
         "new_day",
         (
-            _f("CommandedBasalRate", 0, "f32", "commanded_basal_rate_units_per_hour"),
+            _f("CommandedBasalRate", 0, "f32", "commanded_basal_rate_units_per_hour", valid=BASAL_U_PER_H),
             _f("FeaturesBitmask", 4, "u32", "features_bitmask"),
             _f("FeatureBitmaskIndex", 8, "u32", "feature_bitmask_index"),
         ),
@@ -586,8 +748,8 @@ EVENTS: tuple[Event, ...] = (
         "plgs_periodic",
         (
             _f("Timestamp", 0, "u32", "plgs_timestamp_seconds"),
-            _f("PGV", 4, "u16", "pgv_mg_dl"),
-            _f("FMR", 6, "u16", "fmr_mg_dl"),
+            _f("PGV", 4, "u16", "pgv_mg_dl", missing=(0xFFFF,)),
+            _f("FMR", 6, "u16", "fmr_mg_dl", missing=(0xFFFF,)),
             _f("HoMinState", 8, "u8", "plgs_state", "enum", "plgs_state"),
             _f("RuleState", 9, "u8", "plgs_rule_state", "bits", "plgs_rule_state"),
             _f("PGVValid", 10, "u8", "pgv_valid", "bool"),
@@ -635,7 +797,7 @@ EVENTS: tuple[Event, ...] = (
         "cgm_stop_session_gx",
         _SESSION_GX
         + (
-            _f("SessionStopTime", 8, "u32", "session_stop_time_seconds"),
+            _f("SessionStopTime", 8, "u32", "session_stop_time_seconds", missing=TIMESTAMP_NO_VALUE),
             _f("SessionStopReason", 14, "u8", "session_stop_reason", "enum", "dexcom_session_reason"),
             _f("SessionDuration", 15, "u8", "session_duration_days"),
         ),
@@ -689,10 +851,34 @@ EVENTS: tuple[Event, ...] = (
         "basal_delivery",
         (
             _f("Commanded Rate Source", 2, "u16", "commanded_rate_source", "enum", "basal_rate_source"),
-            _f("Profile Basal Rate", 4, "u16", "profile_rate_units_per_hour", divisor=1000),
-            _f("Commanded Rate", 6, "u16", "commanded_rate_units_per_hour", divisor=1000),
-            _f("Temp Rate", 8, "u16", "temp_rate_units_per_hour", divisor=1000),
-            _f("Algorithm Rate", 10, "u16", "algorithm_rate_units_per_hour", divisor=1000),
+            _f(
+                "Profile Basal Rate",
+                4,
+                "u16",
+                "profile_rate_units_per_hour",
+                divisor=1000,
+                valid=BASAL_U_PER_H,
+                missing=(0xFFFF,),
+            ),
+            _f(
+                "Commanded Rate",
+                6,
+                "u16",
+                "commanded_rate_units_per_hour",
+                divisor=1000,
+                valid=BASAL_U_PER_H,
+                missing=(0xFFFF,),
+            ),
+            _f("Temp Rate", 8, "u16", "temp_rate_units_per_hour", divisor=1000, valid=BASAL_U_PER_H, missing=(0xFFFF,)),
+            _f(
+                "Algorithm Rate",
+                10,
+                "u16",
+                "algorithm_rate_units_per_hour",
+                divisor=1000,
+                valid=BASAL_U_PER_H,
+                missing=(0xFFFF,),
+            ),
         ),
     ),
     Event(
@@ -702,13 +888,20 @@ EVENTS: tuple[Event, ...] = (
             _f("Bolus Type", 0, "u8", "bolus_delivery_type", "bits", "bolus_delivery_type"),
             _f("Bolus Delivery Status", 1, "u8", "bolus_delivery_status", "enum", "bolus_delivery_status"),
             _f("BolusID", 2, "u16", "bolus_id"),
-            _f("Requested Now", 4, "u16", "requested_now_units", divisor=1000),
+            _f("Requested Now", 4, "u16", "requested_now_units", divisor=1000, valid=BOLUS_U, missing=(0xFFFF,)),
             _f("Remote ID", 6, "u8", "remote_id"),
             _f("Bolus Source", 7, "u8", "bolus_source", "enum", "bolus_source"),
-            _f("Correction", 8, "u16", "correction_units", divisor=1000),
-            _f("Requested Later", 10, "u16", "requested_later_units", divisor=1000),
-            _f("Delivered Total", 12, "u16", "delivered_total_units", divisor=1000),
-            _f("Extended Duration Requested", 14, "u16", "extended_duration_minutes"),
+            _f("Correction", 8, "u16", "correction_units", divisor=1000, valid=BOLUS_U, missing=(0xFFFF,)),
+            _f("Requested Later", 10, "u16", "requested_later_units", divisor=1000, valid=BOLUS_U, missing=(0xFFFF,)),
+            _f("Delivered Total", 12, "u16", "delivered_total_units", divisor=1000, valid=BOLUS_U, missing=(0xFFFF,)),
+            _f(
+                "Extended Duration Requested",
+                14,
+                "u16",
+                "extended_duration_minutes",
+                valid=EXTENDED_MINUTES,
+                missing=(0xFFFF,),
+            ),
         ),
     ),
     Event(
@@ -758,7 +951,7 @@ EVENTS: tuple[Event, ...] = (
         394,
         "cgm_join_session_g7",
         (
-            _f("cgmTimestamp", 0, "u32", "cgm_timestamp_seconds"),
+            _f("cgmTimestamp", 0, "u32", "cgm_timestamp_seconds", missing=TIMESTAMP_NO_VALUE),
             _f("sessionSignature", 4, "u32", "session_signature"),
         ),
     ),
@@ -782,7 +975,7 @@ EVENTS: tuple[Event, ...] = (
         404,
         "cgm_start_session_fsl2",
         (
-            _f("SessionStartTime", 0, "u32", "session_start_time_seconds"),
+            _f("SessionStartTime", 0, "u32", "session_start_time_seconds", missing=TIMESTAMP_NO_VALUE),
             _f("SessionDuration", 7, "u8", "session_duration_days"),
         ),
     ),
@@ -790,8 +983,8 @@ EVENTS: tuple[Event, ...] = (
         405,
         "cgm_stop_session_fsl2",
         (
-            _f("SessionStartTime", 0, "u32", "session_start_time_seconds"),
-            _f("SessionStopTime", 4, "u32", "session_stop_time_seconds"),
+            _f("SessionStartTime", 0, "u32", "session_start_time_seconds", missing=TIMESTAMP_NO_VALUE),
+            _f("SessionStopTime", 4, "u32", "session_stop_time_seconds", missing=TIMESTAMP_NO_VALUE),
             _f("SessionStopReason", 10, "u8", "session_stop_reason_code"),
             _f("SessionDuration", 11, "u8", "session_duration_days"),
         ),
@@ -800,8 +993,8 @@ EVENTS: tuple[Event, ...] = (
         406,
         "cgm_join_session_fsl2",
         (
-            _f("SessionStartTime", 0, "u32", "session_start_time_seconds"),
-            _f("SessionJoinTime", 4, "u32", "session_join_time_seconds"),
+            _f("SessionStartTime", 0, "u32", "session_start_time_seconds", missing=TIMESTAMP_NO_VALUE),
+            _f("SessionJoinTime", 4, "u32", "session_join_time_seconds", missing=TIMESTAMP_NO_VALUE),
             _f("SessionJoinReason", 10, "u8", "session_join_reason_code"),
             _f("SessionDuration", 11, "u8", "session_duration_days"),
         ),
@@ -811,7 +1004,7 @@ EVENTS: tuple[Event, ...] = (
         "cgm_stop_session_g7",
         _SESSION_GX
         + (
-            _f("SessionStopTime", 8, "u32", "session_stop_time_seconds"),
+            _f("SessionStopTime", 8, "u32", "session_stop_time_seconds", missing=TIMESTAMP_NO_VALUE),
             _f("StopSessionCode", 13, "u8", "stop_session_code"),
             _f("SessionStopReason", 14, "u8", "session_stop_reason_code"),
             _f("SessionDuration", 15, "u8", "session_duration_days"),
@@ -823,8 +1016,8 @@ EVENTS: tuple[Event, ...] = (
         477,
         "cgm_join_session_fsl3",
         (
-            _f("SessionStartTime", 0, "u32", "session_start_time_seconds"),
-            _f("SessionJoinTime", 4, "u32", "session_join_time_seconds"),
+            _f("SessionStartTime", 0, "u32", "session_start_time_seconds", missing=TIMESTAMP_NO_VALUE),
+            _f("SessionJoinTime", 4, "u32", "session_join_time_seconds", missing=TIMESTAMP_NO_VALUE),
             _f("SessionDuration", 8, "u8", "session_duration_days"),
             _f("SessionJoinReason", 9, "u8", "session_join_reason_code"),
         ),
@@ -849,8 +1042,8 @@ EVENTS: tuple[Event, ...] = (
         486,
         "cgm_stop_session_fsl3",
         (
-            _f("SessionStartTime", 0, "u32", "session_start_time_seconds"),
-            _f("SessionStopTime", 4, "u32", "session_stop_time_seconds"),
+            _f("SessionStartTime", 0, "u32", "session_start_time_seconds", missing=TIMESTAMP_NO_VALUE),
+            _f("SessionStopTime", 4, "u32", "session_stop_time_seconds", missing=TIMESTAMP_NO_VALUE),
             _f("SessionDuration", 8, "u8", "session_duration_days"),
             _f("SessionStopReason", 9, "u8", "session_stop_reason_code"),
         ),
@@ -931,6 +1124,9 @@ def _columns() -> dict[str, Field]:
                 assert f.names in ENUMS, f.names
             if f.kind == "dict":
                 assert f.names in DICTIONARIES, f.names
+            assert f.valid is None or (f.kind == "num" and f.valid[0] <= f.valid[1]), (event.id, f)
+            lo, hi = f.raw_bounds
+            assert all(lo <= m <= hi for m in f.missing), (event.id, f)
             seen = columns.setdefault(f.column, f)
             assert (seen.decoded_type, seen.raw_type) == (f.decoded_type, f.raw_type), (event.id, f)
         ends = sorted(set(ends))

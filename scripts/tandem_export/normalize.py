@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import decode, source
+from . import answers, decode, ids, source
 from . import layouts as L
 from .errors import InputError
 from .storage import atomic_path, connect, sql_str
@@ -57,6 +57,10 @@ class Stats:
     future_times: int = 0
     early_times: int = 0
     type_errors: int = 0
+    #: "event id.column" -> [values out of range (read as NULL), first pump time, its seq_num]
+    out_of_range: dict[str, list] = field(default_factory=dict)
+    #: why events were left out (pump-logs): reason -> count (their sum is dropped_without_identity)
+    left_out: dict[str, int] = field(default_factory=dict)
     #: every event read, with or without identity (not stored: events + dropped_without_identity)
     total: int = field(default=0, repr=False, compare=False)
 
@@ -83,9 +87,10 @@ class Stats:
                 f"{name}: {self.trailing_bytes} trailing byte(s) after the last whole 26-byte record were skipped"
             )
         if self.dropped_without_identity:
+            why = "; ".join(f"{count} with {reason}" for reason, count in sorted(self.left_out.items()))
             out.append(
-                f"{name}: {self.dropped_without_identity} event(s) without an event code, sequence number or "
-                "readable pump time were left out"
+                f"{name}: {self.dropped_without_identity} event(s) were left out"
+                + (f" ({why})" if why else " (without an event code, sequence number or readable pump time)")
             )
         if self.type_errors:
             out.append(
@@ -98,8 +103,8 @@ class Stats:
         if self.future_times:
             out.append(f"{name}: {self.future_times} event(s) carry a pump time more than a year in the future")
         if self.unknown_ids:
-            ids = ", ".join(f"{k} (x{v})" for k, v in sorted(self.unknown_ids.items()))
-            out.append(f"{name}: event ids this version does not decode, kept as UNKNOWN_<id>: {ids}")
+            listed = ", ".join(f"{k} (x{v})" for k, v in sorted(self.unknown_ids.items()))
+            out.append(f"{name}: event ids this version does not decode, kept as UNKNOWN_<id>: {listed}")
         return out
 
 
@@ -294,6 +299,9 @@ def normalize_store(
         log.info("%s: %s form, %d events (raw copy %s; %s)", spec.label, stats[i].form, stats[i].events, spec.raw, what)
         for line in stats[i].warnings(spec.label):
             log.warning("%s", line)
+    where = "saved files" if out_dir.name == "files" else f"pump {out_dir.name}"
+    for line in out_of_range_warnings(where, [st for i, st in enumerate(stats) if i not in errors]):
+        log.warning("%s", line)
     if errors:
         raise errors[min(errors)]
     index = {
@@ -305,12 +313,42 @@ def normalize_store(
     }
     with atomic_path(index_out) as tmp:
         tmp.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
-    keep = {t.name for t in targets}
-    for old in out_dir.glob("*.parquet"):
-        if old.name not in keep:
+    _remove_stale_tables(out_dir, {t.name for t in targets})
+    return stats  # type: ignore[return-value]
+
+
+def _remove_stale_tables(out_dir: Path, keep: set[str]) -> None:
+    """Delete the window tables in ``out_dir`` that the index does not list: only files this step
+    writes, recognised by their exact name (``{window}.{16 hex digits}.parquet``, ids.WINDOW_TABLE);
+    anything else in the folder (a user's file, a link) is left alone."""
+    for old in out_dir.iterdir():
+        if old.name in keep or not ids.matches(ids.WINDOW_TABLE, old.name):
+            continue
+        if old.is_file() and not old.is_symlink():
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
-    return stats  # type: ignore[return-value]
+
+
+def out_of_range_warnings(where: str, stats: list[Stats]) -> list[str]:
+    """One line per field with values out of range in any of ``stats`` (one store's windows): how
+    many were read as NULL, the field's range, and the first by pump time with its seq_num."""
+    total: dict[str, list] = {}
+    for st in stats:
+        for key, (count, first, seq) in st.out_of_range.items():
+            seen = total.setdefault(key, [0, first, seq])
+            seen[0] += count
+            if (first, seq) < (seen[1], seen[2]):
+                seen[1:] = [first, seq]
+    out = []
+    for key, (count, first, seq) in sorted(total.items(), key=lambda kv: (int(kv[0].split(".")[0]), kv[0])):
+        event_id, column = key.split(".", 1)
+        field = next(f for f in L.EVENTS_BY_ID[int(event_id)].fields if f.column == column)
+        lo, hi = field.bounds if field.kind == "num" else field.raw_bounds
+        out.append(
+            f"{where}: {count} {L.event_name(int(event_id))} value(s) of {column} outside {lo:g} to {hi:g} were read "
+            f"as NULL (the events are kept; the first at pump time {first}, seq_num {seq})"
+        )
+    return out
 
 
 def read_index(path: Path | str) -> list[str]:
@@ -534,18 +572,26 @@ class _Decoder:
         # several documents, numbered in the order read.
         obj = "row_number() OVER ()" if len(items) == 1 else "1"
         con.sql(
+            f"CREATE OR REPLACE TEMP TABLE jdocs AS SELECT list_position({listing}, filename) AS w, {obj} AS obj,"
+            f" json_transform(json, '{spec}') AS t FROM read_json_objects({listing}, format := 'unstructured',"
+            f" filename := true, maximum_object_size := {size})"
+        )
+        if form == FORM_PUMP_LOGS:
+            self._document_shape_check(items, size)
+        # Each event's first problem (0: none), as answers.event_problem (sequenceGroup optional).
+        con.sql(
             "CREATE OR REPLACE TEMP TABLE jraw AS SELECT w, obj, pos,"
             " TRY_CAST(e.sequenceGroup AS BIGINT) AS sequence_group, TRY_CAST(e.sequenceNumber AS BIGINT) AS seq_num,"
             " TRY_CAST(e.eventCode AS INTEGER) AS event_id,"
             " epoch_us(TRY_CAST(replace(left(json_extract_string(CAST(e.pumpDateTime AS JSON), '$'), 19), 'T', ' ')"
-            " AS TIMESTAMP)) AS pump_time, CAST(e.eventProperties AS JSON) AS properties"
+            f" AS TIMESTAMP)) AS pump_time, CAST(e.eventProperties AS JSON) AS properties, {_EVENT_PROBLEM} AS problem"
             f" FROM (SELECT w, obj, unnest(generate_series(1, len(l))) AS pos, unnest(l) AS e FROM ("
-            f"SELECT w, obj, {events} AS l FROM (SELECT list_position({listing}, filename) AS w, {obj} AS obj,"
-            f" json_transform(json, '{spec}') AS t FROM read_json_objects({listing}, format := 'unstructured',"
-            f" filename := true, maximum_object_size := {size}))))"
+            f"SELECT w, obj, {events} AS l FROM jdocs))"
         )
+        con.sql("DROP TABLE jdocs")
         got = con.sql(
-            "SELECT rowid AS row, w, obj, pos, sequence_group, seq_num, event_id, pump_time, properties FROM jraw"
+            "SELECT rowid AS row, w, obj, pos, sequence_group, seq_num, event_id, pump_time, properties, problem"
+            " FROM jraw"
         ).to_arrow_table()
         n = got.num_rows
         rowid = _numpy(got["row"])[0]
@@ -558,7 +604,8 @@ class _Decoder:
         seq, seq_ok = _numpy(got["seq_num"])
         eid, eid_ok = _numpy(got["event_id"])
         when, when_ok = _numpy(got["pump_time"])
-        identity = eid_ok & seq_ok & when_ok
+        problem = _numpy(got["problem"])[0]
+        identity = eid_ok & seq_ok & when_ok & (problem == 0)
         # Kept rows first, grouped by file, each file in (sequence_group NULLS FIRST, seq_num, file order).
         keys = (pos, obj, seq, group, group_ok, win, ~identity)
         same = _ascending(keys)  # as read: usually so
@@ -598,6 +645,7 @@ class _Decoder:
             "when": when,
             "when_ok": when_ok,
             "identity": identity,
+            "problem": problem,
             "type_errors": type_errors,
             "same": same,
             "order": order,
@@ -618,6 +666,10 @@ class _Decoder:
         group, group_ok, seq, counts = (state[k] for k in ("group", "group_ok", "seq", "counts"))
         parts = self._decode(raws)
         _count(items, win, eid, eid_ok, when, when_ok, identity, type_errors)
+        problem = np.where(identity, 0, np.maximum(state["problem"], 1))
+        by_reason = np.bincount(win * 8 + problem, minlength=8 * len(items)).reshape(len(items), 8)
+        for it, counts_of in zip(items, by_reason, strict=True):
+            it.stats.left_out = {answers.PROBLEMS[k - 1]: int(c) for k, c in enumerate(counts_of.tolist()) if k and c}
         for it in items:
             if form == FORM_PUMP_LOGS and not it.stats.total:
                 self._empty_pumplogs_check(it)
@@ -645,6 +697,25 @@ class _Decoder:
         starts = np.concatenate([[0], np.cumsum(counts - np.array([s.stats.dropped_without_identity for s in items]))])
         _tables(base, parts, starts.astype(np.int64), items, "pump-logs", present)
 
+    def _document_shape_check(self, items: list[_Item], size: int) -> None:
+        """Refuse a pump-logs file whose ``events`` or ``clockChanges`` is there but not a list (it
+        would read as no events): InputError naming the file.  Only documents where one of the two
+        did not read as a list are looked at again."""
+        suspect = self.con.sql("SELECT DISTINCT w FROM jdocs WHERE t.events IS NULL OR t.clockChanges IS NULL")
+        for (w,) in suspect.fetchall():
+            path = str(items[w - 1].raw)
+            rows = self.con.sql(
+                "SELECT json_type(json, '$.events'), json_type(json, '$.clockChanges') FROM "
+                f"read_json_objects({sql_str(path)}, format := 'unstructured', maximum_object_size := {size})"
+            ).fetchall()
+            for events, changes in rows:
+                for key, found in (("events", events), ("clockChanges", changes)):
+                    if found not in (None, "NULL", "ARRAY"):
+                        raise InputError(
+                            f"{path}: '{key}' is {found.lower()} JSON, not a list; this is not a pump-logs response "
+                            "of the expected shape (re-save it, or remove the file)"
+                        )
+
     def _empty_pumplogs_check(self, it: _Item) -> None:
         """No rows: an empty history, or a JSON object that is no pump-logs answer at all."""
         path = str(it.raw)
@@ -657,6 +728,35 @@ class _Decoder:
             what = f"a saved error response ({message!r})" if message else "JSON without an 'events' list"
             raise InputError(f"{path}: {what}, not pump history; re-save the pump-logs response or remove the file")
 
+
+def _integer_sql(value: str, bounds: tuple[int, int]) -> str:
+    """SQL: whether the JSON ``value`` is an integer (not text, not a fraction) within ``bounds``."""
+    return (
+        f"coalesce(json_type({value}) IN ('UBIGINT', 'BIGINT') AND TRY_CAST({value} AS BIGINT)"
+        f" BETWEEN {bounds[0]} AND {bounds[1]}, false)"
+    )
+
+
+def _event_problem_sql(e: str) -> str:
+    """SQL of answers.problem_number for the struct ``e`` of an event's JSON fields (sequenceGroup
+    optional, as for saved files)."""
+    text = f"json_extract_string({e}.pumpDateTime, '$')"
+    time_ok = (
+        f"coalesce(json_type({e}.pumpDateTime) = 'VARCHAR'"
+        f" AND regexp_full_match({text}, {sql_str(answers.PUMP_DATE_TIME.pattern)})"
+        f" AND TRY_CAST(replace(left({text}, 19), 'T', ' ') AS TIMESTAMP) IS NOT NULL, false)"
+    )
+    group_absent = f"coalesce(json_type({e}.sequenceGroup), 'NULL') = 'NULL'"
+    return (
+        f"CASE WHEN NOT {_integer_sql(f'{e}.eventCode', answers.EVENT_CODES)} THEN 1"
+        f" WHEN NOT {_integer_sql(f'{e}.sequenceNumber', answers.SEQUENCE_NUMBERS)} THEN 2"
+        f" WHEN NOT ({group_absent} OR {_integer_sql(f'{e}.sequenceGroup', answers.SEQUENCE_GROUPS)}) THEN 3"
+        f" WHEN NOT {time_ok} THEN 4"
+        f" WHEN coalesce(json_type({e}.eventProperties), '') <> 'OBJECT' THEN 5 ELSE 0 END"
+    )
+
+
+_EVENT_PROBLEM = _event_problem_sql("e")
 
 _EVENT_SPEC = (
     '{"eventCode": "JSON", "sequenceGroup": "JSON", "sequenceNumber": "JSON", "pumpDateTime": "JSON",'
@@ -769,6 +869,18 @@ def _count(items, win, eid, eid_ok, when, when_ok, identity, type_errors) -> np.
 _EVENT_NAMES = [L.event_name(i) for i in range(4096)]
 
 
+def _count_out_of_range(items: list[_Item], starts: np.ndarray, rows: np.ndarray, key: str, base: dict) -> None:
+    """Record in each item's stats how many of ``rows`` (positions in the batch, sorted) it holds
+    for the field ``key`` ("event id.column"), and the first by pump time (its time and seq_num)."""
+    owner = np.searchsorted(starts, rows, side="right") - 1
+    when, seq = np.asarray(base["pump_time"]), np.asarray(base["seq_num"])
+    for i in np.unique(owner).tolist():
+        mine = rows[owner == i]
+        first = mine[np.lexsort((seq[mine], when[mine]))[0]]
+        stamp = (np.datetime64(int(when[first]), "us")).astype("datetime64[s]").astype(str).replace("T", " ")
+        items[i].stats.out_of_range[key] = [int(len(mine)), stamp, int(seq[first])]
+
+
 def _dictionary(codes: np.ndarray, labels: list[str]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(decode.numbers(codes, pa.int32()), decode.strings(labels))
 
@@ -800,10 +912,14 @@ def _tables(
     }
     columns: dict[str, decode.Column] = {}
     present = {} if present is None else present  # event id -> events in each item
+    for it in items:
+        it.stats.out_of_range = {}
     for e in sorted(parts):
         rows, pieces = parts[e]
         present.setdefault(e, np.diff(np.searchsorted(rows, starts)))
         for name, piece in pieces.items():
+            if piece.bad is not None and piece.bad.any():
+                _count_out_of_range(items, starts, rows[piece.bad], f"{e}.{name}", base)
             if name not in columns:
                 columns[name] = decode.Column(decode.ARROW_TYPES[L.COLUMNS[name].decoded_type], n)
             columns[name].put(rows, piece)

@@ -2,7 +2,9 @@
 -- The time of a reading is the EGV timestamp in the payload (pump-clock seconds since
 -- 2008-01-01), not the time the pump logged it: backfilled readings are logged hours later.
 -- High / low readings (beyond the sensor's 40-400 mg/dL range) carry 401 / 39; readings the
--- sensor marks as not to be shown carry NULL with status 'unavailable'. The instant uses the UTC
+-- sensor marks as not to be shown carry NULL with status 'unavailable'; a reading marked ok whose
+-- value the decoder refused (no value, or outside 40-400 mg/dL: see layouts.CGM_MG_DL) carries
+-- NULL with status 'invalid', so that it never counts as a reading. The instant uses the UTC
 -- offset of the record that logged the reading (see times.py).
 WITH r AS (
     SELECT
@@ -15,7 +17,9 @@ WITH r AS (
              ELSE pump_time END AS measured_pump_time,
         pump_time AS logged_pump_time,
         utc_offset_seconds,
-        CASE WHEN glucose_value_status IN ('ok', 'high', 'low') THEN glucose_value_status
+        CASE WHEN glucose_value_status IN ('high', 'low') THEN glucose_value_status
+             WHEN glucose_value_status = 'ok' AND glucose_display_value_mg_dl IS NOT NULL THEN 'ok'
+             WHEN glucose_value_status = 'ok' THEN 'invalid'
              ELSE 'unavailable' END AS glucose_status,
         glucose_display_value_mg_dl,
         rate_mg_dl_per_min,
