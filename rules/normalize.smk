@@ -17,6 +17,7 @@ rule normalize:
         source=lambda wc: account(wc).source,
         windows=raw_windows,
         out_root=lambda wc: f"data/{wc.acct}normalized",
+        raw_root=lambda wc: f"data/{wc.acct}raw",
         # A new version of the package's code runs this job and the ones after it.
         code=cfg.code_version(),
     script:

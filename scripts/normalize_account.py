@@ -3,7 +3,8 @@
 import json
 from pathlib import Path
 
-from tandem_export import runlog
+from tandem_export import ids, runlog
+from tandem_export.errors import InputError
 from tandem_export.normalize import WindowSpec, normalize_store
 from tandem_export.storage import atomic_path
 
@@ -12,13 +13,20 @@ def stores(params, inputs) -> dict[str, list[WindowSpec]]:
     """The account's windows grouped by store (one pump, or the imported files), in window order."""
     out: dict[str, list[WindowSpec]] = {}
     if params.source == "tandem":
-        manifest = json.loads(Path(inputs[0]).read_text(encoding="utf-8"))
-        for pump in manifest["pumps"]:
-            serial = pump["serial"]
-            out[serial] = [
-                WindowSpec(w, Path(manifest["raw_root"]) / serial / f"{w}.json", serial, f"pump {serial} window {w}")
-                for w in pump["windows"]
-            ]
+        # The manifest is a saved file: every name in it that reaches a path is checked in full.
+        try:
+            manifest = json.loads(Path(inputs[0]).read_text(encoding="utf-8"))
+            for pump in manifest["pumps"]:
+                serial = ids.checked(ids.SERIAL, pump["serial"], "pump serial")
+                windows = [ids.checked(ids.GRID_WINDOW, w, f"pump {serial} window") for w in pump["windows"]]
+                out[serial] = [
+                    WindowSpec(w, Path(params.raw_root) / serial / f"{w}.json", serial, f"pump {serial} window {w}")
+                    for w in windows
+                ]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"{inputs[0]}: not a fetch manifest written by this pipeline ({exc}); run again with --forcerun fetch"
+            ) from None
         return out
     for store, window, raw, serial, origin in params.windows:
         out.setdefault(store, []).append(WindowSpec(window, Path(raw), serial, origin or raw))

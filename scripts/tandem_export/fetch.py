@@ -15,15 +15,16 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layouts
+from . import answers, ids, layouts
 from .errors import InputError
 from .source import checked_sha256, checksum_path, write_checksum
 from .storage import atomic_path
-from .tandem import TandemClient, TandemError, WindowRejected
+from .tandem import BrokenAnswer, TandemClient, TandemError, WindowRejected
 
 GRID_EPOCH = dt.date(2008, 1, 1)
 WINDOW_DAYS = 28
@@ -69,17 +70,31 @@ def saved_windows(folder: Path) -> list[Window]:
     return sorted(out, key=lambda w: w.first)
 
 
-def _day(value) -> dt.date | None:
-    if not value:
-        return None
-    return dt.date.fromisoformat(str(value)[:10])
-
-
 def pump_days(pump: dict) -> tuple[dt.date | None, dt.date | None]:
-    """(first, last) day with data of a pump entry of the pumper answer; None for a pump that never uploaded."""
+    """(first, last) day with data of a pump entry of the pumper answer (checked by
+    answers.check_pumper); None for a pump that never uploaded.  Dates the pumper answer gives as
+    text starting with YYYY-MM-DD; anything else counts as absent."""
     rng = pump.get("availableDataRange") or {}
-    first = _day(rng.get("start"))
-    last = max((d for d in (_day(rng.get("end")), _day(pump.get("maxDateOfEvents"))) if d), default=None)
+    first = answers.answer_day(rng.get("start"))
+    days = (answers.answer_day(rng.get("end")), answers.answer_day(pump.get("maxDateOfEvents")))
+    last = max((d for d in days if d), default=None)
+    return first, last
+
+
+def plausible_days(first: dt.date, last: dt.date, today: dt.date, serial: str, log: logging.Logger):
+    """(first, last) limited to the days a pump can have data: from the pump clock's epoch
+    (2008-01-01) to tomorrow.  A placeholder date far ahead (seen in pump lists: tconnectsync
+    PR #149) would make a first run ask for decades of windows, or a later run skip real days;
+    it is clamped, with a warning.  Returns (None, None) when nothing is left."""
+    latest = today + dt.timedelta(days=1)
+    if last > latest:
+        log.warning(
+            "pump %s: the pump list says its data reach %s, after tomorrow; fetching up to %s", serial, last, latest
+        )
+        last = latest
+    first = max(first, GRID_EPOCH)
+    if last < first:
+        return None, None
     return first, last
 
 
@@ -113,9 +128,13 @@ def _merge(bodies: list[bytes]) -> bytes:
 
 
 def fetch_window(client: TandemClient, pump: dict, first: dt.date, last: dt.date, label: str) -> bytes:
-    """The pump-logs answer for first..last; a 400 splits the range in halves, down to single days."""
+    """The pump-logs answer for first..last, checked for shape (answers.check_pump_logs_body: an
+    answer that fails is retried like a broken body, then BrokenAnswer); a 400 splits the range in
+    halves, down to single days."""
     try:
-        return client.pump_logs(pump["assignmentId"], first, last, layouts.WEB_APP_EVENT_CODES, label)
+        return client.pump_logs(
+            pump["assignmentId"], first, last, layouts.WEB_APP_EVENT_CODES, label, check=answers.check_pump_logs_body
+        )
     except WindowRejected:
         if first == last:
             raise
@@ -129,19 +148,14 @@ def fetch_window(client: TandemClient, pump: dict, first: dt.date, last: dt.date
         )
 
 
-def _events(body: bytes) -> list:
-    try:
-        return json.loads(body).get("events") or []
-    except (ValueError, AttributeError):
-        raise TandemError("the pump-logs answer is not pump-logs JSON; the API may have changed") from None
-
-
 def _missing_from(saved: Path, events: list) -> int:
     """How many events of the saved window ``saved`` (identity: sequenceGroup, sequenceNumber) the
     answer ``events`` lacks; 0 when there is no readable saved copy."""
     try:
         before = json.loads(saved.read_bytes()).get("events") or []
     except (OSError, ValueError, AttributeError):
+        return 0
+    if not isinstance(before, list):
         return 0
     now = {(e.get("sequenceGroup"), e.get("sequenceNumber")) for e in events if isinstance(e, dict)}
     return sum(
@@ -150,20 +164,55 @@ def _missing_from(saved: Path, events: list) -> int:
 
 
 def fetched_path(path: Path) -> Path:
-    """Beside a saved window: the pump's last day with data when the window was last asked for."""
+    """Beside a saved window: the record of its last fetch (see :class:`Fetched`)."""
     return Path(str(path) + ".fetched")
 
 
-def _fetched_last_day(path: Path) -> dt.date | None:
+@dataclass(frozen=True)
+class Fetched:
+    """What is known of a saved window from its last fetch: the pump's last day with data when it
+    was asked for, the SHA-256 of the answer saved (which passed the shape check of
+    answers.check_pump_logs) and its number of events.  A saved window counts as complete only
+    while its bytes still have that SHA-256."""
+
+    last_day: dt.date
+    sha256: str
+    events: int
+
+    @classmethod
+    def read(cls, path: Path) -> Fetched | None:
+        """The record beside the saved window ``path``; None when absent or not one written by
+        :meth:`write` (a record of an earlier version holds a date only: the window is asked for
+        once more)."""
+        try:
+            data = json.loads(fetched_path(path).read_text(encoding="utf-8"))
+            record = cls(ids.checked_date(data["last_day"], "last_day"), str(data["sha256"]), int(data["events"]))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return None
+        if not ids.matches(_SHA256, record.sha256) or record.events < 0:
+            return None
+        return record
+
+    def write(self, path: Path) -> None:
+        """Write the record beside the saved window ``path`` (atomically)."""
+        text = json.dumps({"last_day": str(self.last_day), "sha256": self.sha256, "events": self.events})
+        with atomic_path(fetched_path(path)) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _checked_saved(path: Path, last: dt.date) -> Fetched | None:
+    """The record of a saved window that has none (saved by an earlier version): the saved file
+    checked as a pump-logs answer now, recorded so that it is checked once; None if it fails."""
     try:
-        return dt.date.fromisoformat(fetched_path(path).read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
+        events = answers.check_pump_logs_body(path.read_bytes())
+        record = Fetched(last, checked_sha256(path), events)
+    except (answers.AnswerError, InputError, OSError):
         return None
-
-
-def _record_fetched(path: Path, last: dt.date) -> None:
-    with atomic_path(fetched_path(path)) as tmp:
-        tmp.write_text(f"{last}\n", encoding="utf-8")
+    record.write(path)
+    return record
 
 
 def store_window(path: Path, body: bytes) -> bool:
@@ -191,27 +240,38 @@ def fetch_account(
 ) -> dict:
     """Fetch every selected pump's windows into ``raw_root/{serial}/``; return the manifest.
 
-    Windows overlapping ``start``..``end`` (widened by a day each way) and the pump's latest window
-    are asked for, except those saved earlier that are complete: ending more than ``refetch_days``
-    before the pump's last day, and last asked for when the pump's data already went that far past
-    their end (recorded in ``{window}.json.fetched``).  A saved window is never replaced by an answer
-    lacking any of its events.
+    The pump list is checked first (answers.check_pumper: every serial and assignment id matched in
+    full against its pattern, the dates real dates); an answer that fails is refused with one line
+    before anything is written.  Windows overlapping ``start``..``end`` (widened by a day each way)
+    and the pump's latest window are asked for, except those saved earlier that are complete:
+    ending more than ``refetch_days`` before the pump's last day, last asked for when the pump's
+    data already went that far past their end, and still holding the very answer that was checked
+    then (:class:`Fetched`, ``{window}.json.fetched``).  Every answer is checked for shape before it
+    is saved (answers.check_pump_logs); one that still fails after the retries is never saved: a
+    saved copy is kept, with a warning, and asked for again on the next run; without one the fetch
+    fails naming the pump, the window and what was wrong.  A saved window is never replaced by an
+    answer lacking any of its events.
     Manifest: ``{"pumps": [{"serial", "model", "assignment_id", "first_day", "last_day",
     "windows": [names], "sha256": {name: hex digest}}]}`` listing every window on disk for the
     selected pumps (also those outside the range, saved by earlier runs), each with the checksum of
     its content (``"retry"``, not part of the manifest file, lists the windows whose saved copy was
-    kept against a partial answer, to be asked for again): the manifest's bytes change
+    kept against a partial or broken answer, to be asked for again): the manifest's bytes change
     when, and only when, a window or a pump's days change (the workflow reruns the jobs after the
     fetch on that).
     Raises TandemError (naming pump and window) on the first failure; windows saved before it stay.
     """
     today = today or dt.date.today()
-    pumper = client.pumper()
-    pumps = select_pumps(pumper.get("pumps") or [], wanted)
+    try:
+        pumps = answers.check_pumper(client.pumper())
+    except answers.AnswerError as exc:
+        raise TandemError(f"pump list: Tandem Source answered with {exc}; refused, nothing was written") from None
+    pumps = select_pumps(pumps, wanted)
     manifest: dict = {"pumps": [], "retry": []}
     for pump in pumps:
-        serial = str(pump.get("serialNumber"))
+        serial = ids.checked(ids.SERIAL, pump.get("serialNumber"), "pump serial")
         first, last = pump_days(pump)
+        if first is not None and last is not None:
+            first, last = plausible_days(first, last, today, serial, log)
         if first is None or last is None:
             log.warning("pump %s: no data uploaded to Tandem Source yet; skipped", serial)
             continue
@@ -222,8 +282,8 @@ def fetch_account(
         trailing_from = last - dt.timedelta(days=refetch_days)
         entry = {
             "serial": serial,
-            "model": pump.get("modelName"),
-            "assignment_id": pump.get("assignmentId"),
+            "model": pump.get("modelName") if isinstance(pump.get("modelName"), str) else None,
+            "assignment_id": pump["assignmentId"],
             "first_day": str(first),
             "last_day": str(last),
             "windows": [],
@@ -243,46 +303,35 @@ def fetch_account(
             path = raw_root / serial / f"{window.name}.json"
             label = f"pump {serial} window {window.first}..{window.last}"
             asked = window.name in in_range
-            # Complete: last asked for when the pump's data already went refetch_days past its end
-            # (a window saved while its days were still arriving is asked for again). A record
-            # later than the pump's last day now cannot be right: asked for again too.
-            fetched_last = _fetched_last_day(path)
-            complete = (
-                fetched_last is not None
-                and fetched_last <= last
-                and window.last < fetched_last - dt.timedelta(days=refetch_days)
-            )
-            if path.exists() and ((window.last < trailing_from and complete) or not asked):
-                try:
-                    digest = checked_sha256(path)
-                    # An empty answer for days the pump says it has data for may be a passing
-                    # server fault: keep it, but ask again (a cheap byte search, not a parse).
-                    # Outside the range a window is kept as saved (asked for again only if damaged).
-                    if not asked or b'"eventCode"' in path.read_bytes():
-                        entry["windows"].append(window.name)
-                        entry["sha256"][window.name] = digest
-                        counts["kept"] += 1
-                        continue
-                    log.warning("%s: saved empty although the pump has data in it; fetching it again", label)
-                except InputError as exc:
-                    log.warning("%s; fetching the window again", exc)
+            if path.exists():
+                kept = _kept_as_saved(path, window, asked, first, last, trailing_from, refetch_days, label, log)
+                if kept is not None:
+                    entry["windows"].append(window.name)
+                    entry["sha256"][window.name] = kept
+                    counts["kept"] += 1
+                    continue
             t0 = time.monotonic()
             try:
                 body = fetch_window(client, pump, window.first, window.last, label)
+            except BrokenAnswer as exc:
+                digest = _intact(path)
+                if digest is None:
+                    raise _labelled(exc, label) from None
+                log.warning("%s; kept the window saved earlier, asked for again on the next run", _labelled(exc, label))
+                entry["windows"].append(window.name)
+                entry["sha256"][window.name] = digest
+                manifest["retry"].append(label)
+                counts["requested"] += 1
+                continue
             except TandemError as exc:
-                msg = str(exc)
-                raise type(exc)(msg if msg.startswith(label) else f"{label}: {msg}") from None
-            events = _events(body)
+                raise _labelled(exc, label) from None
+            data = json.loads(body)  # passed answers.check_pump_logs_body
+            events = data["events"]
             n = len(events)
             # A window only grows (late uploads add events); an answer that lacks events of the saved
             # copy (an empty or partial answer from a passing server fault) never replaces it.
-            lost, digest = 0, None
-            if path.exists():
-                try:
-                    digest = checked_sha256(path)
-                    lost = _missing_from(path, events)
-                except InputError:
-                    pass  # a damaged saved copy is replaced
+            digest = _intact(path)
+            lost = _missing_from(path, events) if digest is not None else 0
             if lost:
                 log.warning(
                     "%s: the answer lacks %d of the events saved earlier (a partial or empty answer); kept the "
@@ -298,17 +347,18 @@ def fetch_account(
             if not n and window.first <= last and window.last >= first:
                 log.warning("%s: answered with no events although the pump has data up to %s", label, last)
             changed = store_window(path, body)
-            _record_fetched(path, last)
+            body_sha256 = hashlib.sha256(body).hexdigest()
+            Fetched(last, body_sha256, n + len(data.get("clockChanges", []))).write(path)
             counts["requested"] += 1
             counts["changed"] += changed
             counts["events"] += n
             entry["windows"].append(window.name)
-            entry["sha256"][window.name] = hashlib.sha256(body).hexdigest()
+            entry["sha256"][window.name] = body_sha256
             log.info("%s: %d events, %.1f s%s", label, n, time.monotonic() - t0, "" if changed else " (unchanged)")
         log.info(
             "pump %s (%s): %d window(s) requested, %d changed, %d kept from earlier runs; %d events fetched in %.1f s",
             serial,
-            pump.get("modelName") or "pump",
+            entry["model"] or "pump",
             counts["requested"],
             counts["changed"],
             counts["kept"],
@@ -317,3 +367,64 @@ def fetch_account(
         )
         manifest["pumps"].append(entry)
     return manifest
+
+
+def _labelled(exc: TandemError, label: str) -> TandemError:
+    """``exc`` with its message starting with the window's label."""
+    msg = str(exc)
+    return type(exc)(msg if msg.startswith(label) else f"{label}: {msg}")
+
+
+def _intact(path: Path) -> str | None:
+    """The SHA-256 of a saved window whose checksum still matches; None when absent or damaged."""
+    if not path.exists():
+        return None
+    try:
+        return checked_sha256(path)
+    except InputError:
+        return None
+
+
+def _kept_as_saved(
+    path: Path,
+    window: Window,
+    asked: bool,
+    first: dt.date,
+    last: dt.date,
+    trailing_from: dt.date,
+    refetch_days: int,
+    label: str,
+    log: logging.Logger,
+) -> str | None:
+    """The SHA-256 of a saved window that is not asked for again, or None to ask for it.
+
+    Outside the range (``asked`` false) a window is kept as saved, unless it is damaged or fails
+    the shape check (saved by an earlier version without a record: checked once, here).  In the
+    range it is kept when complete (see :func:`fetch_account`) and not saved empty for days the
+    pump has data in (an empty answer may be a passing server fault).
+    """
+    try:
+        digest = checked_sha256(path)
+    except InputError as exc:
+        log.warning("%s; fetching the window again", exc)
+        return None
+    record = Fetched.read(path)
+    if record is not None and record.sha256 != digest:
+        record = None
+    if not asked:
+        if record is None and _checked_saved(path, window.last) is None:
+            log.warning(
+                "%s: the saved window is not a pump-logs answer of the expected shape; fetching it again", label
+            )
+            return None
+        return digest
+    if record is None or window.last >= trailing_from:
+        return None
+    # A record later than the pump's last day now cannot be right: asked for again too.
+    complete = record.last_day <= last and window.last < record.last_day - dt.timedelta(days=refetch_days)
+    if not complete:
+        return None
+    if not record.events and window.first <= last and window.last >= first:
+        log.warning("%s: saved empty although the pump has data in it; fetching it again", label)
+        return None
+    return digest
