@@ -688,6 +688,17 @@ class StandIn:
         with self._lock:
             self._faults.append(_Fault(kind, int(count), path_contains, {**defaults, **options}))
 
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued and not expired with :meth:`expire_tokens` (to check none leaks)."""
+        with self._lock:
+            return list(self._tokens)
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault not consumed yet."""
+        with self._lock:
+            self._faults.clear()
+
     def expire_tokens(self) -> None:
         """Every access token issued so far becomes invalid (401)."""
         with self._lock:
