@@ -3,15 +3,17 @@
 A network fault (an answer cut short, invalid JSON where JSON is expected, a dropped connection, a
 timeout, a 429 or a 5xx) in any step of the login or the data calls is retried with the policy's
 backoff and then reported as one line naming the step; a login refusal is never retried; a
-Retry-After beyond fetch.max_wait_seconds stops at once.  Waits are recorded by a fake
-``time.sleep`` (the same fake works for urllib3's own sleeps, so each test also runs against the
-client before issue 15); no test measures seconds.
+Retry-After beyond fetch.max_wait_seconds stops at once; the id_token and the token cache are
+checked before anything in them is used.  Waits are recorded by a fake ``time.sleep`` (the same
+fake works for urllib3's own sleeps, so each test also runs against the client before issue 15);
+no test measures seconds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import http.client
+import json
 import logging
 import re
 import time
@@ -30,6 +32,7 @@ PASSWORD = "correct horse battery staple"
 RETRIES = 2
 WHAT = "pump 1 window 2025-05-13..2025-05-15"
 FIRST, LAST = dt.date(2025, 5, 13), dt.date(2025, 5, 15)
+A_UUID = "0f1e2d3c-4b5a-4697-8877-665544332211"
 
 #: step -> (part of the path its requests have, the name the client's messages give it)
 STEPS = {
@@ -316,6 +319,128 @@ def test_a_retry_after_within_max_wait_is_honoured(server, tmp_path, sleeps):
     server.inject("429", path_contains="/pumper/", retry_after=11)
     with pytest.raises(tandem.TandemError, match=r"asked to wait 11 s .* \(10 s\)"):
         client.pumper()
+
+
+# --- the id_token and the token cache ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+def test_an_id_token_without_exp_or_iat_is_refused(server, tmp_path, claim):
+    server.inject("claims", drop=[claim])
+    client = make_client(server, tmp_path)
+    with pytest.raises(tandem.TandemError) as caught:
+        client.login()
+    assert str(caught.value) == (
+        f"login: the id_token carries no '{claim}' claim; refusing it (the login flow may have changed)"
+    )
+    assert hits(server, "/connect/token") == 1 and client.access_token is None
+    assert not (tmp_path / "token.json").exists()
+    assert_one_clean_line(str(caught.value), server, client)
+
+
+@pytest.mark.parametrize("value", ["../x", f"{A_UUID}\n", f"{A_UUID}/../x", 42, None])
+def test_a_pumper_id_that_is_not_a_uuid_is_refused(server, tmp_path, value):
+    server.inject("claims", values={"pumperId": value})
+    client = make_client(server, tmp_path)
+    with pytest.raises(tandem.TandemError) as caught:
+        client.pumper()
+    message = str(caught.value)
+    assert message.startswith("login: the id_token's pumperId ") and "UUID" in message
+    assert message.endswith("; refusing it (the login flow may have changed)")
+    assert hits(server, "/pumper/") == 0 and not (tmp_path / "token.json").exists()
+    assert_one_clean_line(message, server, client)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"access_token": None}, "the answer carries no usable access_token"),
+        ({"access_token": "two words"}, "the answer carries no usable access_token"),
+        ({"id_token": ""}, "the answer carries no id_token"),
+        ({"expires_in": "1800"}, "expires_in is not a positive number of seconds"),
+        ({"expires_in": -5}, "expires_in is not a positive number of seconds"),
+        ({"expires_in": True}, "expires_in is not a positive number of seconds"),
+    ],
+)
+def test_a_token_answer_of_the_wrong_form_is_refused(server, tmp_path, monkeypatch, change, message):
+    changed_token_answers(monkeypatch, change)
+    client = make_client(server, tmp_path)
+    with pytest.raises(tandem.TandemError) as caught:
+        client.login()
+    assert str(caught.value) == f"login (token): {message}; the login flow may have changed"
+    assert hits(server, "/connect/token") == 1 and client.access_token is None
+    assert not (tmp_path / "token.json").exists()
+    assert_one_clean_line(str(caught.value), server, client)
+
+
+def test_a_token_lifetime_beyond_a_day_is_taken_as_a_day(server, tmp_path, monkeypatch):
+    changed_token_answers(monkeypatch, {"expires_in": 1e300})
+    client = make_client(server, tmp_path)
+    client.login()
+    assert client.expires_at - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=24)
+
+
+def changed_token_answers(monkeypatch, change: dict) -> None:
+    """Token-endpoint answers (200) reach the client with the fields of ``change`` replaced."""
+    request = requests.Session.request
+
+    def changed(self, method, url, **kwargs):
+        response = request(self, method, url, **kwargs)
+        if url.endswith("/connect/token") and response.status_code == 200:
+            response._content = json.dumps({**response.json(), **change}).encode()
+        return response
+
+    monkeypatch.setattr(requests.Session, "request", changed)
+
+
+def _saved_cache(server, tmp_path) -> dict:
+    make_client(server, tmp_path / "first").login()
+    return json.loads((tmp_path / "first" / "token.json").read_text())
+
+
+def test_a_good_token_cache_is_reused(server, tmp_path):
+    cache = tmp_path / "token.json"
+    cache.write_text(json.dumps(_saved_cache(server, tmp_path)))
+    server.clear_requests()
+    client = make_client(server, tmp_path, cache=cache)
+    assert client.pumper()["pumps"]
+    assert hits(server, "/accounts/api/login") == 0
+    assert any("reusing the cached Tandem Source token" in line for line in client.test_lines)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"pumper_id": "../x"}, "pumper_id is not a UUID"),
+        ({"pumper_id": None}, "pumper_id is not a UUID"),
+        ({"expires_at": "2099-01-01T00:00:00"}, "expires_at is not a date and time with a zone"),
+        ({"expires_at": "soon"}, "expires_at is not a date and time with a zone"),
+        ({"expires_at": 4102444800}, "expires_at is not a date and time with a zone"),
+        ({"access_token": ""}, "access_token is not a bearer token"),
+        ({"access_token": 17}, "access_token is not a bearer token"),
+        ({"access_token": "abc\r\nX-Injected: 1"}, "access_token is not a bearer token"),
+        ("[1, 2]", "not a JSON object"),
+        ("{not json", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+    ],
+)
+def test_a_token_cache_that_fails_its_checks_is_ignored(server, tmp_path, change, reason):
+    cache = tmp_path / "token.json"
+    saved = _saved_cache(server, tmp_path)
+    if isinstance(change, dict):
+        cache.write_text(json.dumps({**saved, **change}))
+    elif isinstance(change, bytes):
+        cache.write_bytes(change)
+    else:
+        cache.write_text(change)
+    server.clear_requests()
+    client = make_client(server, tmp_path, cache=cache)
+    assert client.pumper()["pumps"]
+    assert hits(server, "/accounts/api/login") == 1, "logged in again"
+    notes = [line for line in client.test_lines if "token cache" in line]
+    assert notes == [f"{cache}: the Tandem Source token cache is not usable ({reason}); logging in again"]
+    assert saved["access_token"] not in "\n".join(client.test_lines)
+    assert_one_clean_line(notes[0], server, client)
 
 
 # --- configuration ----------------------------------------------------------------------------------

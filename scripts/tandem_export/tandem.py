@@ -20,6 +20,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import secrets
 import ssl
 import stat
@@ -37,7 +38,7 @@ import urllib3
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-from . import answers
+from . import answers, ids
 from .errors import InputError
 
 REGIONS: dict[str, dict[str, str]] = {
@@ -68,6 +69,14 @@ API_KEYS = tuple(REGIONS["US"])
 CREDENTIALS_FILE = Path("sensitive") / "credentials.toml"
 TOKEN_FILE = Path("sensitive") / "token.json"
 TOKEN_MARGIN = dt.timedelta(minutes=5)
+#: The longest life an access token is taken to have: Tandem Source's ``expires_in`` has been seen
+#: from 30 minutes to 8 hours; a larger value is cut to this (a token that ends earlier is answered
+#: with 401, and the client logs in again).
+MAX_TOKEN_LIFETIME = dt.timedelta(hours=24)
+#: Claims the id_token must carry (PyJWT then checks exp, iat, iss and aud).
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud")
+#: An access token as a Bearer header carries it (RFC 6750, section 2.1: b64token).
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 class TandemError(InputError):
@@ -279,6 +288,29 @@ def _json_body(body: bytes):
         raise answers.AnswerError("invalid JSON") from None
 
 
+def _bearer_token(value) -> bool:
+    return isinstance(value, str) and BEARER_TOKEN.fullmatch(value) is not None
+
+
+def _aware_datetime(value) -> dt.datetime | None:
+    """``value`` as a datetime when it is ISO 8601 text with a zone or offset, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.utcoffset() is not None else None
+
+
+def _checked_id(value, what: str) -> str:
+    """``value`` when it is a UUID (ids.UUID, in full), else TandemError with the ids message."""
+    try:
+        return ids.checked(ids.UUID, value, what)
+    except ids.BadIdentifier as exc:
+        raise TandemError(str(exc)) from None
+
+
 class TandemClient:
     """One logged-in session with Tandem Source.
 
@@ -435,7 +467,10 @@ class TandemClient:
 
         The whole login is one step with one retry budget.  Raises LoginRejected when Tandem Source
         refuses the credentials (HTTP 200 with a status other than SUCCESS, or 400, 401 or 403;
-        never retried), Unavailable or BrokenAnswer after the retries, TandemError for anything else.
+        never retried), Unavailable or BrokenAnswer after the retries, TandemError for an answer
+        of the wrong form (an id_token without exp or iat, a pumperId that is not a UUID...).
+        Sets access_token, expires_at and pumper_id and writes the token cache only once every
+        check has passed.
         """
         u = self.urls
         budget = _Budget(self.policy)
@@ -461,13 +496,14 @@ class TandemClient:
                 f"login: HTTP {code} from the login endpoint; the login flow may have changed (see tandem_api in "
                 "the README)"
             )
-        tokens = self._tokens(budget)
-        claims = self._verify_id_token(tokens.get("id_token", ""), budget)
-        self.access_token = tokens["access_token"]
-        self.expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=int(tokens.get("expires_in", 1800)))
-        self.pumper_id = claims.get("pumperId")
-        if not self.pumper_id:
-            raise TandemError("login: the id_token carries no pumperId; the login flow may have changed")
+        access_token, id_token, lifetime = self._tokens(budget)
+        claims = self._verify_id_token(id_token, budget)
+        try:
+            pumper_id = ids.checked(ids.UUID, claims.get("pumperId"), "login: the id_token's pumperId")
+        except ids.BadIdentifier as exc:
+            raise TandemError(f"{exc}; refusing it (the login flow may have changed)") from None
+        self.access_token, self.pumper_id = access_token, pumper_id
+        self.expires_at = dt.datetime.now(dt.UTC) + lifetime
         if self.token_cache:
             write_private_json(
                 self.token_cache,
@@ -481,8 +517,8 @@ class TandemClient:
             )
         self.log.info("logged in to Tandem Source as %s", self.credentials.email)
 
-    def _tokens(self, budget: _Budget) -> dict:
-        """The answer of the token endpoint (access_token, id_token, expires_in).
+    def _tokens(self, budget: _Budget) -> tuple[str, str, dt.timedelta]:
+        """(access_token, id_token, lifetime) from the token endpoint, each checked.
 
         Every try asks for a new authorization code first: the server may have used a code up
         before its answer broke, and a code sent twice must be refused (RFC 6749, 4.1.2).
@@ -515,7 +551,21 @@ class TandemClient:
             raise TandemError(
                 f"login (token): HTTP {response.status_code} from the token endpoint; the login flow may have changed"
             )
-        return tokens
+        if not isinstance(tokens, dict):
+            raise TandemError("login (token): the answer is not a JSON object; the login flow may have changed")
+        if not _bearer_token(tokens.get("access_token")):
+            raise TandemError(
+                "login (token): the answer carries no usable access_token; the login flow may have changed"
+            )
+        if not isinstance(tokens.get("id_token"), str) or not tokens["id_token"]:
+            raise TandemError("login (token): the answer carries no id_token; the login flow may have changed")
+        seconds = tokens.get("expires_in", 1800)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+            raise TandemError(
+                "login (token): expires_in is not a positive number of seconds; the login flow may have changed"
+            )
+        lifetime = dt.timedelta(seconds=min(seconds, MAX_TOKEN_LIFETIME.total_seconds()))
+        return tokens["access_token"], tokens["id_token"], lifetime
 
     def _authorization_code(self, params: dict, budget: _Budget) -> str:
         """Follow the authorize redirects in the cookie session until the redirect_uri carries ``code``.
@@ -536,7 +586,8 @@ class TandemClient:
         raise TandemError("login (authorize): no authorization code came back; the login flow may have changed")
 
     def _verify_id_token(self, id_token: str, budget: _Budget) -> dict:
-        """Claims of the RS256 id_token, verified against the issuer's JWKS, issuer and audience."""
+        """Claims of the RS256 id_token, verified against the issuer's JWKS, issuer and audience; it
+        must carry :data:`REQUIRED_CLAIMS`.  TandemError (one line, never the token) otherwise."""
         response, keys = self._call("GET", self.urls["jwks_url"], "login (keys)", budget, _json_body)
         if response.status_code != 200:
             raise TandemError(
@@ -552,35 +603,66 @@ class TandemClient:
                 algorithms=["RS256"],
                 audience=self.urls["client_id"],
                 issuer=self.urls["issuer"],
+                options={"require": list(REQUIRED_CLAIMS)},
             )
-        except (jwt.PyJWTError, ValueError, IndexError) as exc:
+        except jwt.MissingRequiredClaimError as exc:
+            raise TandemError(
+                f"login: the id_token carries no {exc.claim!r} claim; refusing it (the login flow may have changed)"
+            ) from None
+        except (jwt.PyJWTError, ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
             raise TandemError(
                 f"login: the id_token failed verification ({type(exc).__name__}); refusing to continue"
             ) from None
 
     def ensure_login(self) -> None:
-        """Reuse the cached token while more than 5 minutes remain, else log in."""
+        """Reuse the token in memory or in the token cache while more than 5 minutes of it remain,
+        else log in (see login for the errors raised)."""
         if self.access_token and self.expires_at and self.expires_at - dt.datetime.now(dt.UTC) > TOKEN_MARGIN:
             return
-        if self.token_cache and self.token_cache.exists():
-            with contextlib.suppress(ValueError, KeyError, OSError):
-                cached = json.loads(self.token_cache.read_text(encoding="utf-8"))
-                expires = dt.datetime.fromisoformat(cached["expires_at"])
-                if (
-                    cached.get("email") == self.credentials.email
-                    and cached.get("issuer") == self.urls["issuer"]
-                    and expires - dt.datetime.now(dt.UTC) > TOKEN_MARGIN
-                ):
-                    self.access_token, self.expires_at, self.pumper_id = (
-                        cached["access_token"],
-                        expires,
-                        cached["pumper_id"],
-                    )
-                    self.log.info(
-                        "reusing the cached Tandem Source token (valid until %s)", expires.strftime("%H:%M UTC")
-                    )
-                    return
+        cached = self._cached_token()
+        if cached is not None:
+            self.access_token, self.expires_at, self.pumper_id = cached
+            self.log.info("reusing the cached Tandem Source token (valid until %s)", cached[1].strftime("%H:%M UTC"))
+            return
         self.login()
+
+    def _cached_token(self) -> tuple[str, dt.datetime, str] | None:
+        """(access_token, expires_at, pumper_id) of the token cache when it is this login's, passes
+        every check and lasts more than TOKEN_MARGIN, else None.
+
+        The file is read as untrusted: a JSON object whose access_token is a bearer token, whose
+        expires_at is a date and time with a zone and whose pumper_id is a UUID.  A cache that
+        fails is ignored with an INFO line giving the reason, never a value read from the file.
+        """
+        if not self.token_cache:
+            return None
+        try:
+            data = answers.parse_json(self.token_cache.read_bytes())
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return self._unusable_cache("it cannot be read")
+        except answers.AnswerError:
+            return self._unusable_cache("not JSON")
+        if not isinstance(data, dict):
+            return self._unusable_cache("not a JSON object")
+        if data.get("email") != self.credentials.email or data.get("issuer") != self.urls["issuer"]:
+            return None  # another login's token
+        if not _bearer_token(data.get("access_token")):
+            return self._unusable_cache("access_token is not a bearer token")
+        expires = _aware_datetime(data.get("expires_at"))
+        if expires is None:
+            return self._unusable_cache("expires_at is not a date and time with a zone")
+        if not ids.matches(ids.UUID, data.get("pumper_id")):
+            return self._unusable_cache("pumper_id is not a UUID")
+        if expires - dt.datetime.now(dt.UTC) <= TOKEN_MARGIN:
+            return None
+        return data["access_token"], expires, data["pumper_id"]
+
+    def _unusable_cache(self, reason: str) -> None:
+        self.log.info(
+            "%s: the Tandem Source token cache is not usable (%s); logging in again", self.token_cache, reason
+        )
 
     # --- data --------------------------------------------------------------------------------
     def _data_get(
@@ -629,7 +711,8 @@ class TandemClient:
         is not JSON is a broken body, retried.  Raises as _data_get.
         """
         self.ensure_login()
-        return self._data_get(f"api/reports/bff/pumper/{self.pumper_id}", "pump list", check=_json_body)[1]
+        pumper_id = _checked_id(self.pumper_id, "pump list: pumperId")
+        return self._data_get(f"api/reports/bff/pumper/{pumper_id}", "pump list", check=_json_body)[1]
 
     def pump_logs(
         self, assignment_id: str, first: dt.date, last: dt.date, event_codes: tuple[int, ...], what: str
@@ -641,7 +724,7 @@ class TandemClient:
         """
         self.ensure_login()  # the pumperId comes with the login
         params = {
-            "pumperId": self.pumper_id,
+            "pumperId": _checked_id(self.pumper_id, f"{what}: pumperId"),
             "startDate": f"{first.isoformat()}T00:00:00Z",
             "endDate": f"{last.isoformat()}T23:59:59Z",
             "eventCodes": ",".join(map(str, event_codes)),
