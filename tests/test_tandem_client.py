@@ -443,6 +443,53 @@ def test_a_token_cache_that_fails_its_checks_is_ignored(server, tmp_path, change
     assert_one_clean_line(notes[0], server, client)
 
 
+# --- pump-logs: the caller's check, the assignment id ------------------------------------------------
+
+
+def test_an_answer_failing_the_check_is_retried_then_a_broken_answer(server, tmp_path, sleeps):
+    client = make_client(server, tmp_path)
+    client.login()
+    aid = current(server).assignment_id
+    codes = layouts.WEB_APP_EVENT_CODES
+    check = answers.check_pump_logs_body
+
+    server.inject("shape")
+    assert answers.check_pump_logs_body(client.pump_logs(aid, FIRST, LAST, codes, WHAT, check=check)) > 0
+    assert hits(server, "/pump-logs/") == 2
+
+    server.inject("shape", count=RETRIES + 1)
+    with pytest.raises(tandem.BrokenAnswer) as caught:
+        client.pump_logs(aid, FIRST, LAST, codes, WHAT, check=check)
+    assert str(caught.value) == (
+        f"{WHAT}: Tandem Source answered with a broken body ('events' is not a list) after {RETRIES} retries; "
+        "try again later"
+    )
+    assert hits(server, "/pump-logs/") == 2 + RETRIES + 1
+
+    server.inject("badjson", count=RETRIES + 1)
+    with pytest.raises(tandem.BrokenAnswer, match=r"broken body \(the answer is not valid JSON .*\) after 2 retries"):
+        client.pump_logs(aid, FIRST, LAST, codes, WHAT, check=check)
+
+    # Without a check, the body comes back as it was answered.
+    server.inject("shape")
+    assert json.loads(client.pump_logs(aid, FIRST, LAST, codes, WHAT)) == {
+        "events": {"eventCode": 399},
+        "clockChanges": 7,
+    }
+
+
+@pytest.mark.parametrize("bad", ["../x", f"{A_UUID}/../../pumper", f"{A_UUID}\n", "", None])
+def test_an_assignment_id_that_is_not_a_uuid_never_reaches_a_url(server, tmp_path, bad):
+    client = make_client(server, tmp_path)
+    client.login()
+    with pytest.raises(tandem.TandemError) as caught:
+        client.pump_logs(bad, FIRST, LAST, layouts.WEB_APP_EVENT_CODES, WHAT)
+    message = str(caught.value)
+    assert message.startswith(f"{WHAT}: assignmentId ") and "UUID" in message
+    assert hits(server, "/pump-logs/") == 0
+    assert_one_clean_line(message, server, client)
+
+
 # --- configuration ----------------------------------------------------------------------------------
 
 

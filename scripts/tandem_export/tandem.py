@@ -715,13 +715,26 @@ class TandemClient:
         return self._data_get(f"api/reports/bff/pumper/{pumper_id}", "pump list", check=_json_body)[1]
 
     def pump_logs(
-        self, assignment_id: str, first: dt.date, last: dt.date, event_codes: tuple[int, ...], what: str
+        self,
+        assignment_id: str,
+        first: dt.date,
+        last: dt.date,
+        event_codes: tuple[int, ...],
+        what: str,
+        check: Callable[[bytes], object] | None = None,
     ) -> bytes:
         """The raw body of ``GET api/reports/bff/pump-logs/{assignmentId}`` for days first..last.
 
-        Raises WindowRejected on HTTP 400 (the caller may split the window), ApiChanged on 403/404,
-        Unavailable or BrokenAnswer after the retries, TandemError otherwise.
+        ``assignment_id`` must be a UUID (ids.UUID, in full; else TandemError, no request made).
+        ``check``, when given, is applied to the body of a 200: an answers.AnswerError from it makes
+        the answer a broken body, retried like any network fault; after the retries BrokenAnswer
+        names ``what`` and the AnswerError text.  Raises WindowRejected on HTTP 400 (the caller may
+        split the window), ApiChanged on 403/404, Unavailable after the retries, TandemError otherwise.
         """
+        try:
+            aid = _checked_id(assignment_id, f"{what}: assignmentId")
+        except TandemError as exc:
+            raise TandemError(f"{exc}; refusing it (the pump list may be damaged, or its form changed)") from None
         self.ensure_login()  # the pumperId comes with the login
         params = {
             "pumperId": _checked_id(self.pumper_id, f"{what}: pumperId"),
@@ -729,7 +742,7 @@ class TandemClient:
             "endDate": f"{last.isoformat()}T23:59:59Z",
             "eventCodes": ",".join(map(str, event_codes)),
         }
-        return self._data_get(f"api/reports/bff/pump-logs/{assignment_id}", what, params)[0].content
+        return self._data_get(f"api/reports/bff/pump-logs/{aid}", what, params, check)[0].content
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
