@@ -48,6 +48,7 @@ checkpoint fetch:
         retries=lambda wc: account(wc).fetch["retries"],
         backoff_seconds=lambda wc: account(wc).fetch["backoff_seconds"],
         timeout_seconds=lambda wc: account(wc).fetch["timeout_seconds"],
+        max_wait_seconds=lambda wc: account(wc).fetch["max_wait_seconds"],
         token_cache=lambda wc: account(wc).fetch["token_cache"],
     script:
         "../scripts/fetch_tandem.py"

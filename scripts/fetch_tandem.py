@@ -25,7 +25,7 @@ def body(log):
         credentials,
         tandem.api_urls(region, p.api),
         Path(p.token_cache),
-        tandem.RetryPolicy(p.retries, p.backoff_seconds, p.timeout_seconds),
+        tandem.RetryPolicy(p.retries, p.backoff_seconds, p.timeout_seconds, max_wait_seconds=p.max_wait_seconds),
         log,
     )
     try:

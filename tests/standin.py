@@ -29,6 +29,35 @@ Paths served (``server.url`` is ``https://127.0.0.1:PORT``)::
     /accounts/api/.well-known/openid-configuration/jwks     JWKS
     /api/reports/bff/pumper/{pumperId}                      account and pumps
     /api/reports/bff/pump-logs/{assignmentId}?...           events and clockChanges
+
+Faults (``server.inject(kind, count=1, path_contains=None, **options)``: the next ``count``
+requests whose path and query contain ``path_contains`` get the fault; ``server.requests`` records
+each with its ``fault``)::
+
+    "500"        HTTP 500 (any path: "/connect/token" makes the token endpoint fail)
+    "429"        HTTP 429 with ``Retry-After: <retry_after>`` (option retry_after=1; e.g. 3600)
+    "drop"       the connection is closed without an answer
+    "slow"       the answer waits ``seconds`` (option seconds=2.0) before it is sent
+    "401", "403", "404"   that status, as the real server words it
+    "truncated"  the normal answer (a 200 for data calls) whose body is cut short: Content-Length
+                 announces the whole body (at least 1 byte), half of it is sent, the connection
+                 closes (the request has had its effect: a token request has used up its code)
+    "badjson"    a 200 claiming JSON whose body is not JSON (option text: an HTML maintenance page)
+    pump-logs requests only:
+    "empty"      answered normally but with no events
+    "partial"    answered with every event but the middle one
+    "shape"      a 200 whose body is the JSON of option body
+                 (default ``{"events": {"eventCode": 399}, "clockChanges": 7}``)
+    pumper requests only:
+    "pumper"     the normal pump list with the fields of pump ``index`` (option index=0: the
+                 retired pump, -1 the current one) overridden by option ``pump``; a value that is
+                 an object is merged one level deep (``{"availableDataRange": {"start": "garbage"}}``
+                 keeps ``end``), any other value replaces the field (``{"serialNumber": "../../../x"}``,
+                 ``{"assignmentId": "../x"}``)
+    token-endpoint requests only:
+    "claims"     the id_token is issued with the claims named in option ``drop`` left out
+                 (``drop=["exp"]``, ``drop=["iat"]``) and those of option ``values`` set
+                 (``values={"pumperId": "../x"}``); it is signed as usual
 """
 
 from __future__ import annotations
@@ -74,8 +103,31 @@ MAX_RANGE_DAYS = 28
 CLOCK_CHANGE_CODES = (13, 14)
 SESSION_COOKIE = "standin.session"
 CODE_LIFETIME_SECONDS = 300
-FAULT_KINDS = ("500", "429", "drop", "slow", "401", "403", "404", "empty", "partial")
-_FAULT_OPTIONS = {"429": {"retry_after": 1}, "slow": {"seconds": 2.0}}
+FAULT_KINDS = (
+    "500",
+    "429",
+    "drop",
+    "slow",
+    "401",
+    "403",
+    "404",
+    "empty",
+    "partial",
+    "truncated",
+    "badjson",
+    "shape",
+    "pumper",
+    "claims",
+)
+_MAINTENANCE_PAGE = "<!doctype html><html><body><h1>Down for maintenance</h1></body></html>"
+_FAULT_OPTIONS = {
+    "429": {"retry_after": 1},
+    "slow": {"seconds": 2.0},
+    "badjson": {"text": _MAINTENANCE_PAGE},
+    "shape": {"body": {"events": {"eventCode": 399}, "clockChanges": 7}},
+    "pumper": {"pump": {}, "index": 0},
+    "claims": {"drop": (), "values": {}},
+}
 
 LOGIN_PAGE_PATH = "/sso/"
 REDIRECT_PATH = "/sso/auth/callback"
@@ -88,6 +140,14 @@ DISCOVERY_PATH = ISSUER_PATH + "/.well-known/openid-configuration"
 JWKS_PATH = DISCOVERY_PATH + "/jwks"
 PUMPER_PREFIX = "/api/reports/bff/pumper/"
 PUMP_LOGS_PREFIX = "/api/reports/bff/pump-logs/"
+#: Fault kinds that only requests whose path starts with this prefix can take.
+_FAULT_PATHS = {
+    "empty": PUMP_LOGS_PREFIX,
+    "partial": PUMP_LOGS_PREFIX,
+    "shape": PUMP_LOGS_PREFIX,
+    "pumper": PUMPER_PREFIX,
+    "claims": TOKEN_PATH,
+}
 
 _BAD_INPUT = {"message": "Check input parameters."}
 _UNAUTHORIZED = {"message": "Authorization has been denied for this request."}
@@ -610,8 +670,11 @@ class StandIn:
         """Make the next ``count`` requests whose path+query contains ``path_contains`` (any if None) fail.
 
         Kinds: "500", "429" (retry_after=1), "drop", "slow" (seconds=2.0), "401", "403", "404",
-        "empty" (only pump-logs requests match; answered normally but with no events), "partial"
-        (likewise, answered with every event but the middle one).
+        "truncated", "badjson" (text=<an HTML page>); for pump-logs requests only "empty",
+        "partial" and "shape" (body=<JSON>); for pumper requests only "pumper" (pump={fields},
+        index=0); for token requests only "claims" (drop=[names], values={claims}).  The module
+        docstring says what each one answers.  ValueError for an unknown kind, TypeError for an
+        option the kind does not take.
         """
         kind = str(kind)
         if kind not in FAULT_KINDS:
@@ -624,6 +687,17 @@ class StandIn:
             raise ValueError("count must be at least 1")
         with self._lock:
             self._faults.append(_Fault(kind, int(count), path_contains, {**defaults, **options}))
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access token issued and not expired with :meth:`expire_tokens` (to check none leaks)."""
+        with self._lock:
+            return list(self._tokens)
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault not consumed yet."""
+        with self._lock:
+            self._faults.clear()
 
     def expire_tokens(self) -> None:
         """Every access token issued so far becomes invalid (401)."""
@@ -661,12 +735,12 @@ class StandIn:
             for fault in self._faults:
                 if fault.path_contains is not None and fault.path_contains not in target:
                     continue
-                if fault.kind in ("empty", "partial") and not path.startswith(PUMP_LOGS_PREFIX):
+                if fault.kind in _FAULT_PATHS and not path.startswith(_FAULT_PATHS[fault.kind]):
                     continue
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self._faults.remove(fault)
-                return _Fault(fault.kind, 1, fault.path_contains, dict(fault.options))
+                return _Fault(fault.kind, 1, fault.path_contains, copy.deepcopy(fault.options))
         return None
 
     def _handle(self, handler: _Handler, method: str) -> None:
@@ -713,6 +787,13 @@ class StandIn:
         handler.send_response(resp.status)
         for name, value in resp.headers:
             handler.send_header(name, value)
+        if fault is not None and fault.kind == "truncated":
+            # Announce the whole body (at least one byte), send half of it, close the connection.
+            handler.send_header("Content-Length", str(max(len(resp.body), 1)))
+            handler.end_headers()
+            handler.wfile.write(resp.body[: len(resp.body) // 2])
+            handler.close_connection = True
+            return
         handler.send_header("Content-Length", str(len(resp.body)))
         handler.end_headers()
         if method != "HEAD":
@@ -731,6 +812,11 @@ class StandIn:
             return _json(403, _FORBIDDEN)
         if fault.kind == "404":
             return _json(404, _NOT_FOUND)
+        if fault.kind == "badjson":
+            body = str(fault.options["text"]).encode("utf-8")
+            return _Resp(200, body, [("Content-Type", "application/json; charset=utf-8")])
+        if fault.kind == "shape":
+            return _json(200, fault.options["body"])
         return None
 
     def _route(self, method: str, path: str, query: dict, headers, body: bytes, fault: _Fault | None) -> _Resp:
@@ -740,14 +826,15 @@ class StandIn:
             LOGIN_PATH: ("POST", lambda: self._login(headers, body)),
             AUTHORIZE_PATH: ("GET", lambda: self._authorize(query)),
             AUTHORIZE_CALLBACK_PATH: ("GET", lambda: self._authorize_callback(query, headers)),
-            TOKEN_PATH: ("POST", lambda: self._token(headers, body)),
+            TOKEN_PATH: ("POST", lambda: self._token(headers, body, fault)),
             DISCOVERY_PATH: ("GET", self._discovery),
             JWKS_PATH: ("GET", lambda: _json(200, {"keys": [self._jwk()]})),
         }
         if path in routes:
             allowed, action = routes[path]
         elif path.startswith(PUMPER_PREFIX):
-            allowed, action = "GET", lambda: self._pumper(path[len(PUMPER_PREFIX) :], headers)
+            changed = fault.options if fault is not None and fault.kind == "pumper" else None
+            allowed, action = "GET", lambda: self._pumper(path[len(PUMPER_PREFIX) :], headers, changed)
         elif path.startswith(PUMP_LOGS_PREFIX):
             cut = fault.kind if fault is not None and fault.kind in ("empty", "partial") else None
             allowed, action = "GET", lambda: self._pump_logs(path[len(PUMP_LOGS_PREFIX) :], query, headers, cut)
@@ -826,7 +913,7 @@ class StandIn:
         answer["session_state"] = secrets.token_urlsafe(16)
         return _redirect(query["redirect_uri"] + "?" + urlencode(answer))
 
-    def _token(self, headers, body: bytes) -> _Resp:
+    def _token(self, headers, body: bytes, fault: _Fault | None = None) -> _Resp:
         no_store = [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
         if not (headers.get("Content-Type") or "").startswith("application/x-www-form-urlencoded"):
             return _json(400, {"error": "invalid_request"}, no_store)
@@ -864,6 +951,10 @@ class StandIn:
             "pumperId": account.pumper_id,
             "accountId": account.account_id,
         }
+        if fault is not None and fault.kind == "claims":
+            for name in fault.options["drop"]:
+                claims.pop(name, None)
+            claims.update(fault.options["values"])
         answer = {
             "access_token": access_token,
             "id_token": self._sign(claims),
@@ -923,14 +1014,22 @@ class StandIn:
                 return self._unauthorized()
             return self.accounts[grant[0]]
 
-    def _pumper(self, pumper_id: str, headers) -> _Resp:
+    def _pumper(self, pumper_id: str, headers, changed: dict | None = None) -> _Resp:
         account = self._caller(headers)
         if isinstance(account, _Resp):
             return account
         if pumper_id != account.pumper_id:
             return _json(403, _FORBIDDEN)
         with self._lock:
-            return _json(200, account.describe())
+            answer = account.describe()
+        if changed is not None:
+            pump = answer["pumps"][int(changed["index"])]
+            for key, value in changed["pump"].items():
+                if isinstance(value, dict) and isinstance(pump.get(key), dict):
+                    pump[key] = {**pump[key], **value}
+                else:
+                    pump[key] = value
+        return _json(200, answer)
 
     def _pump_logs(self, assignment_id: str, query: dict, headers, cut: str | None = None) -> _Resp:
         account = self._caller(headers)

@@ -358,6 +358,8 @@ def test_injected_429_sends_retry_after(server):
         assert answer.status_code == 429
         assert answer.headers["Retry-After"] == "7"
     assert client.pumper().status_code == 200
+    server.inject("429", path_contains="/pumper/", retry_after=3600)
+    assert client.pumper().headers["Retry-After"] == "3600"
 
 
 def test_injected_drop_closes_the_connection(server):
@@ -388,6 +390,90 @@ def test_injected_empty_answers_pump_logs_without_events(server):
     empty = client.pump_logs(pump.assignment_id, date(2025, 5, 14), date(2025, 5, 15))
     assert empty.status_code == 200 and empty.json()["events"] == []
     assert client.pump_logs(pump.assignment_id, date(2025, 5, 14), date(2025, 5, 15)).json()["events"]
+
+
+def test_injected_truncated_cuts_the_body_short_and_closes(server):
+    client = Client(server).sign_in()
+    server.inject("truncated", path_contains="/pumper/")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        client.pumper()
+    assert server.requests[-1]["status"] == 200 and server.requests[-1]["fault"] == "truncated"
+    assert client.pumper().status_code == 200
+    # On the token endpoint the answer is cut short after the code was used up (as a real server
+    # that failed while sending would have done).
+    client = Client(server)
+    client.login()
+    verifier = secrets.token_urlsafe(48)
+    code = parse_qs(urlsplit(client.authorize(s256(verifier)).url).query)["code"][0]
+    server.inject("truncated", path_contains="/connect/token")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        client.exchange(code, verifier)
+    assert client.exchange(code, verifier).json()["error"] == "invalid_grant"
+
+
+def test_injected_badjson_answers_200_with_text_that_is_not_json(server):
+    client = Client(server)
+    server.inject("badjson", path_contains="/login")
+    answer = client.login()
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("application/json")
+    with pytest.raises(ValueError):
+        answer.json()
+    assert "maintenance" in answer.text
+    server.inject("badjson", path_contains="/jwks", text="{")
+    assert client.call("GET", client.cfg["jwks_url"]).text == "{"
+    assert client.login().json()["status"] == "SUCCESS"
+
+
+def test_injected_shape_answers_pump_logs_with_the_given_json(server):
+    client = Client(server).sign_in()
+    pump = current(server)
+    server.inject("shape")  # matches pump-logs requests only
+    assert client.pumper().json()["pumps"]
+    odd = client.pump_logs(pump.assignment_id, date(2025, 5, 14), date(2025, 5, 15))
+    assert odd.status_code == 200 and odd.json() == {"events": {"eventCode": 399}, "clockChanges": 7}
+    server.inject("shape", body=[1, 2])
+    assert client.pump_logs(pump.assignment_id, date(2025, 5, 14), date(2025, 5, 15)).json() == [1, 2]
+    assert client.pump_logs(pump.assignment_id, date(2025, 5, 14), date(2025, 5, 15)).json()["events"]
+
+
+def test_injected_pumper_overrides_one_pumps_fields(server):
+    client = Client(server).sign_in()
+    normal = client.pumper().json()["pumps"]
+    server.inject("pumper", pump={"serialNumber": "../../../x"})
+    pumps = client.pumper().json()["pumps"]
+    assert pumps[0]["serialNumber"] == "../../../x" and pumps[1] == normal[1]
+    assert {k: v for k, v in pumps[0].items() if k != "serialNumber"} == {
+        k: v for k, v in normal[0].items() if k != "serialNumber"
+    }
+    server.inject("pumper", index=-1, pump={"assignmentId": "../x", "availableDataRange": {"start": "garbage"}})
+    pumps = client.pumper().json()["pumps"]
+    assert pumps[1]["assignmentId"] == "../x" and pumps[0] == normal[0]
+    assert pumps[1]["availableDataRange"] == {"start": "garbage", "end": normal[1]["availableDataRange"]["end"]}
+    assert client.pumper().json()["pumps"] == normal
+    server.inject("pumper", pump={"x": 1})  # matches pumper requests only
+    assert Client(server).login().json()["status"] == "SUCCESS"
+    assert server.faults_pending == 1
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+def test_injected_claims_leave_out_or_set_id_token_claims(server, claim):
+    server.inject("claims", drop=[claim])
+    claims = Client(server).sign_in().claims
+    assert claim not in claims and {"iss", "aud", "pumperId"} <= set(claims)
+    server.inject("claims", values={"pumperId": "../x"})
+    assert Client(server).sign_in().claims["pumperId"] == "../x"
+    assert {"exp", "iat"} <= set(Client(server).sign_in().claims)
+
+
+def test_injected_500_on_the_token_endpoint(server):
+    server.inject("500", count=2, path_contains="/connect/token")
+    client = Client(server)
+    client.login()
+    verifier = secrets.token_urlsafe(48)
+    code = parse_qs(urlsplit(client.authorize(s256(verifier)).url).query)["code"][0]
+    assert client.exchange(code, verifier).status_code == 500
+    assert client.exchange(code, verifier).status_code == 500
+    assert client.exchange(code, verifier).status_code == 200  # the injected 500s did not use up the code
 
 
 def test_faults_match_on_path_and_reject_unknown_kinds(server):

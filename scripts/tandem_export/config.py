@@ -54,6 +54,7 @@ FETCH_DEFAULTS = {
     "retries": 5,
     "backoff_seconds": 1.0,
     "timeout_seconds": 60.0,
+    "max_wait_seconds": 300,
     "token_cache": "sensitive/token.json",
 }
 NO_CREDENTIALS_NOTICE = (
