@@ -66,7 +66,10 @@ def test_events_without_identity_are_left_out_and_counted(tmp_path):
     path.write_text(json.dumps({"events": good + bad, "clockChanges": []}))
     stats = normalize_file(path, "12345678", tmp_path / "out.parquet")
     assert stats.events == 2 and stats.dropped_without_identity == 2
-    assert any("2 event(s) were left out (1 with a pumpDateTime that is not a date and time" in w for w in stats.warnings("mixed.json"))
+    assert any(
+        "2 event(s) were left out (1 with a pumpDateTime that is not a date and time" in w
+        for w in stats.warnings("mixed.json")
+    )
     rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert [(r["seq_num"], r["commanded_rate_units_per_hour"]) for r in rows] == [(10, 0.8), (11, 0.85)]
 

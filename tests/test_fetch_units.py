@@ -32,13 +32,20 @@ class FakeClient:
         self.calls: list[tuple[dt.date, dt.date]] = []
         self.log = logging.getLogger("test")
 
-    def pump_logs(self, assignment_id, first, last, codes, what):
+    def pump_logs(self, assignment_id, first, last, codes, what, check=None):
         self.calls.append((first, last))
         if (last - first).days + 1 > self.limit or (self.reject_day and first <= self.reject_day <= last):
             raise tandem.WindowRejected(f"{what}: HTTP 400 (Check input parameters.)")
         days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-        events = [{"eventCode": 279, "sequenceNumber": d.toordinal(), "pumpDateTime": f"{d}T00:00:00"} for d in days]
-        return json.dumps({"events": events, "clockChanges": [{"eventCode": 13, "sequenceNumber": 1}]}).encode()
+        events = [event(279, d.toordinal(), f"{d}T00:00:00") for d in days]
+        body = json.dumps({"events": events, "clockChanges": [event(13, 1, f"{first}T00:00:00")]}).encode()
+        if check is not None:
+            check(body)
+        return body
+
+
+def event(code: int, seq: int, when: str) -> dict:
+    return {"eventCode": code, "sequenceGroup": 1, "sequenceNumber": seq, "pumpDateTime": when, "eventProperties": {}}
 
 
 def test_a_rejected_window_is_split_in_halves_and_merged():
