@@ -52,13 +52,9 @@ def params_without_pandas():
 
 
 params_without_pandas()
-SETTINGS = cfg.check_or_exit(config, workflow.basedir)
-if SETTINGS.notice:
-    print(f"Notice: {SETTINGS.notice}", file=sys.stderr)
-cfg.validate_or_exit(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
-ACCOUNTS = cfg.accounts_or_exit(
-    config, SETTINGS, workflow.basedir
-)  # {prefix: Settings}
+# The schema first, then the checks written in config.py; one line and exit 1 on any problem.
+# SETTINGS: what every account shares; ACCOUNTS: {prefix: Settings} of each account.
+SETTINGS, ACCOUNTS = cfg.load_or_exit(config, workflow.basedir)
 SHEET = any(ACCOUNTS)  # True with an accounts sheet
 TABLES = cfg.TABLES
 FORMATS = cfg.FORMATS

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import os
+import re
+from unittest import mock
+
+import hypothesis.strategies as st
 import pytest
-from conftest import copy_workflow, snakemake
+import yaml
+from conftest import PROJECT, copy_workflow, snakemake
+from hypothesis import HealthCheck, given, settings
+from tandem_export import config as cfg
 
 
 @pytest.fixture(scope="module")
@@ -14,14 +24,14 @@ def workdir(tmp_path_factory):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["source=web"], "source: 'web' is not a source; use one of auto, tandem, demo, file"),
+        (["source=web"], "source: 'web' is not allowed; use one of auto, tandem, demo, file"),
         (["start=2025-13-01"], "start: '2025-13-01' is not a date; write YYYY-MM-DD"),
         (["end=31.01.2025"], "end: '31.01.2025' is not a date"),
         (["start=2025-05-01", "end=2025-04-01"], "end: 2025-04-01 is before start 2025-05-01"),
         (["timezone=Mars/Olympus"], "timezone: 'Mars/Olympus' is not a known IANA time zone"),
         (["source=file"], "files: the list is empty but source is 'file'"),
         (["source=file", "files=[no/such/file.json]"], "files: 'no/such/file.json' does not exist"),
-        (["unknown_key=1"], "Additional properties are not allowed ('unknown_key' was unexpected)"),
+        (["unknown_key=1"], "config: 'unknown_key' is not a key here; remove it or fix its spelling"),
     ],
 )
 def test_bad_config_stops_before_any_job(workdir, args, expected):
@@ -50,3 +60,144 @@ def test_range_in_a_target_name_is_checked(workdir):
     assert "end: 2025-04-01 is before start 2025-05-01" in proc.stderr
     proc = snakemake(workdir, "-c1", "exports/cgm_readings_2025-02-30_2025-03-01.csv", check=False)
     assert proc.returncode != 0 and "is not a date" in proc.stderr
+
+
+# --- no input gives a traceback ---------------------------------------------------------------
+
+#: Config files that made the checks fail with a traceback before the schema ran (each did on the
+#: code before the schema ran first), and what the one line says instead.
+HOSTILE = {
+    "demo-not-a-block": ("demo: x\n", "demo: 'x' is not a block of keys"),
+    "demo-days-text": ("demo: {days: abc}\n", "demo.days: 'abc' is not a whole number"),
+    "demo-seed-text": ("demo: {seed: abc}\n", "demo.seed: 'abc' is not a whole number"),
+    "demo-before-2008": ("demo: {end_date: 0001-01-01}\n", "demo.end_date: 0001-01-01 with demo.days 90"),
+    "retries-two-minus": ("fetch: {retries: '--5'}\n", "fetch.retries: '--5' is not a whole number"),
+    "zone-a-folder": ("timezone: America\n", "timezone: 'America' is not a known IANA time zone"),
+    "files-a-number": ("source: file\ntimezone: UTC\nfiles: 5\n", "files: 5 is not a list"),
+    "file-without-path": (
+        "source: file\ntimezone: UTC\nfiles: [{pump_serial: '12345678'}]\n",
+        "files[0]: {'pump_serial': '12345678'} has no 'path'; add it",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_config_files_stop_with_one_line(workdir, text, expected):
+    (workdir / "hostile.yaml").write_text(text)
+    proc = snakemake(workdir, "-n", "all", "--configfile", "hostile.yaml", check=False)
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout + proc.stderr
+    # (Snakemake prints an exception raised while parsing as "... in file ..." and the frames)
+    assert "Traceback" not in out and not re.search(r'^\s*File ".*", line \d+', out, re.M), out
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("Using workflow specific profile")]
+    assert len(lines) == 1 and lines[0].startswith("Configuration error:") and expected in lines[0], proc.stderr
+    assert not (workdir / "data").exists()
+
+
+DEFAULTS = yaml.safe_load((PROJECT / "config.yaml").read_text())
+SCHEMA = yaml.safe_load((PROJECT / "schemas" / "config.schema.yaml").read_text())
+#: Strings a hand check or a coercion treats specially, beside arbitrary text.
+TRICKY = [
+    *["", " ", "null", "None", "local", "Local", "all", "UNKNOWN", "12345678", "12345678\n", " 12345678"],
+    *["2025-01-01", "2025-02-30", "0001-01-01", "9999-12-31", "Europe/Berlin", "America", "UTC", "../x"],
+    *["/etc/passwd", "x" * 300, "30", "-5", "--5", "\u00b2", "1e999", "nan", "inf", "true", "no", "\ud800"],
+    *["saved.json", "accounts.tsv", "US", "eu", "tandem", "file", "demo", "auto", "follows_zone", "9" * 5000],
+]
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(TRICKY)
+    | st.dates()
+    | st.datetimes()
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=8) | st.sampled_from(["path", "days"]) | st.integers(), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def either(plausible: list) -> st.SearchStrategy:
+    """One of the ``plausible`` values (so that runs get past the first key), or any value at all."""
+    return st.sampled_from(plausible) | values
+
+
+def block(keys: dict) -> st.SearchStrategy:
+    """An object with some of ``keys`` (name -> strategy) and maybe an unknown key, or any value."""
+    return st.fixed_dictionaries({}, optional={**keys, "unknown": values}) | values
+
+
+def _nested(name: str) -> list[str]:
+    return list(SCHEMA["properties"][name]["properties"])
+
+
+#: Every top-level key of the schema (and an unknown one), each with its strategy.
+FIELDS = {
+    "source": either(["auto", "tandem", "demo", "file"]),
+    "timezone": either(["UTC", "Europe/Berlin", "local", None]),
+    "files": st.lists(
+        block({"path": either(["saved.json", "no/such.json"]), "pump_serial": either(["12345678", 12345678, 123])}),
+        max_size=3,
+    )
+    | either([["saved.json"], "saved.json"]),
+    "file_pump_serial": either(["12345678", 12345678, 123]),
+    "pump_serial": either(["all", "12345678", ["12345678", 90512345]]),
+    "region": either(["US", "eu", None]),
+    "pump_clock": either(["recorded_changes", "follows_zone"]),
+    "tandem_api": block({k: either(["https://example.com/x"]) for k in _nested("tandem_api")}),
+    "fetch": block({k: either([v, str(v)]) for k, v in cfg.FETCH_DEFAULTS.items()}),
+    "accounts": either(["accounts.tsv", None]),
+    "combined_exports": either([True, "false"]),
+    "start": either(["2025-01-01", dt.date(2025, 1, 1), None]),
+    "end": either(["2025-12-31", dt.date(2025, 12, 31), None]),
+    "demo": block(
+        {
+            "seed": either([1, "7"]),
+            "end_date": either(["2025-06-30", dt.date(2025, 6, 30)]),
+            "days": either([1, 30, "30"]),
+        }
+    ),
+    "unknown_key": values,
+}
+assert set(FIELDS) == {*SCHEMA["properties"], "unknown_key"}
+assert set(_nested("demo")) == {"seed", "end_date", "days"}  # every nested key of demo has a strategy
+overrides = st.lists(st.one_of([st.tuples(st.just(k), s) for k, s in FIELDS.items()]), max_size=4).map(dict)
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A project folder with a saved file and an accounts sheet, and no credentials in the environment."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "saved.json").write_text('{"events": []}')
+    (tmp_path / "accounts.tsv").write_text(
+        "account\temail_env\tpassword_env\talice\tE\tP\n".replace("\talice", "\nalice")
+    )
+    for name in ("TANDEM_EMAIL", "TANDEM_PASSWORD", "TANDEM_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=overrides, credentials=st.booleans())
+def test_any_config_value_is_accepted_or_refused_in_one_line(isolated, changes, credentials):
+    """Every top-level key, and the keys of demo, fetch, files and tandem_api, holding any JSON-like
+    value (or a date: YAML reads unquoted dates): the parse-time entry point returns the settings
+    or raises ConfigError with a one-line message, never another exception."""
+    config = copy.deepcopy(DEFAULTS)
+    config.update(copy.deepcopy(changes))
+    env = {"TANDEM_EMAIL": "person@example.com", "TANDEM_PASSWORD": "secret"} if credentials else {}
+    with mock.patch.dict(os.environ, env):
+        try:
+            shared, served = cfg.load(config, str(PROJECT))
+        except cfg.ConfigError as exc:
+            message = str(exc)
+            assert message.strip() and len(message.splitlines()) == 1, message
+            return
+    assert isinstance(shared, cfg.Settings) and served
+    assert all(isinstance(s.timezone, str) and s.timezone for s in served.values())
