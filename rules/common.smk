@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from tandem_export import config as cfg  # noqa: E402
+from tandem_export import ids  # noqa: E402
 
 RUN_STARTED = time.time()
 # Python's last garbage collection at exit walks every object Snakemake and its ~1500 modules made:
@@ -69,8 +70,8 @@ wildcard_constraints:
     table="|".join(TABLES),
     derived="|".join(cfg.DERIVED_TABLES),
     fmt="|".join(FORMATS),
-    start=r"\d{4}-\d{2}-\d{2}",
-    end=r"\d{4}-\d{2}-\d{2}",
+    start=ids.DATE.pattern,
+    end=ids.DATE.pattern,
 
 
 def account(wildcards):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import os
 import re
+import shutil
+import subprocess
 from unittest import mock
 
 import hypothesis.strategies as st
@@ -14,6 +17,7 @@ import yaml
 from conftest import PROJECT, copy_workflow, snakemake
 from hypothesis import HealthCheck, given, settings
 from tandem_export import config as cfg
+from tandem_export import ids
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +68,8 @@ def test_range_in_a_target_name_is_checked(workdir):
 
 # --- no input gives a traceback ---------------------------------------------------------------
 
-#: Config files that made the checks fail with a traceback before the schema ran (each did on the
-#: code before the schema ran first), and what the one line says instead.
+#: Config files that stopped the run with a traceback, or were accepted, before the schema ran
+#: first and matched serials in full; and what the one line says instead.
 HOSTILE = {
     "demo-not-a-block": ("demo: x\n", "demo: 'x' is not a block of keys"),
     "demo-days-text": ("demo: {days: abc}\n", "demo.days: 'abc' is not a whole number"),
@@ -77,6 +81,10 @@ HOSTILE = {
     "file-without-path": (
         "source: file\ntimezone: UTC\nfiles: [{pump_serial: '12345678'}]\n",
         "files[0]: {'pump_serial': '12345678'} has no 'path'; add it",
+    ),
+    "serial-with-newline": (
+        'source: file\ntimezone: UTC\nfiles: [config.yaml]\nfile_pump_serial: "12345678\\n"\n',
+        "file_pump_serial: '12345678\\n' is not a pump serial",
     ),
 }
 
@@ -201,3 +209,105 @@ def test_any_config_value_is_accepted_or_refused_in_one_line(isolated, changes, 
             return
     assert isinstance(shared, cfg.Settings) and served
     assert all(isinstance(s.timezone, str) and s.timezone for s in served.values())
+
+
+# --- identifiers match in full, in the schemas too ---------------------------------------------
+
+CONFIG_SCHEMA = PROJECT / "schemas" / "config.schema.yaml"
+ACCOUNTS_SCHEMA = PROJECT / "schemas" / "accounts.schema.yaml"
+#: Every place of the config schema that holds one pump serial, as a config holding ``v`` there.
+SERIAL_PLACES = {
+    "file_pump_serial": lambda v: {"file_pump_serial": v},
+    "files[0].pump_serial": lambda v: {"files": [{"path": "saved.json", "pump_serial": v}]},
+    "pump_serial[0]": lambda v: {"pump_serial": [v]},
+}
+AROUND = {"newline after": "12345678\n", "return after": "12345678\r", "space before": " 12345678"}
+
+
+def schema_accepts(part: dict) -> bool:
+    """Whether the config schema itself (jsonschema, no hand check) accepts a demo config with ``part``."""
+    return cfg.schema_problem({"source": "demo", **part}, CONFIG_SCHEMA) is None
+
+
+@pytest.mark.parametrize("bad", AROUND.values(), ids=AROUND.keys())
+@pytest.mark.parametrize("place", [*SERIAL_PLACES, "pump_serial"])
+def test_the_schema_itself_refuses_a_serial_with_anything_around_it(place, bad):
+    put = SERIAL_PLACES.get(place, lambda v: {"pump_serial": v})
+    assert schema_accepts(put("12345678"))
+    assert not schema_accepts(put(bad))
+
+
+@pytest.mark.parametrize("bad", ["{}\n", "{}\r", " {}"], ids=["newline after", "return after", "space before"])
+@pytest.mark.parametrize(
+    ("column", "good"),
+    [("account", "alice"), ("email_env", "BOB_EMAIL"), ("region", "EU"), ("pump_serial", "12345678")],
+)
+def test_the_accounts_schema_itself_refuses_a_cell_with_anything_around_it(column, good, bad):
+    assert cfg.schema_problem({"account": "alice", column: good}, ACCOUNTS_SCHEMA) is None
+    where, _ = cfg.schema_problem({"account": "alice", column: bad.format(good)}, ACCOUNTS_SCHEMA)
+    assert where == column
+
+
+#: Serial-like strings on both sides of the line, beside arbitrary text.
+SERIAL_CASES = [
+    *["12345678", "DEMO-00000001", "UNKNOWN", "all", "a", "-1", "1-", "x" * 40, "x" * 41, "x" * 64, "x" * 65, ""],
+    *["12345678\n", "12345678\r", " 12345678", "1234 5678", "ab_c", "\u0661\u0662", "\u00df", "1\n2", "a\n"],
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.sampled_from(SERIAL_CASES) | st.text(alphabet="aZ09-_ .\n\r\t\u00df\u0661", max_size=70) | st.text())
+def test_schema_patterns_accept_exactly_what_ids_does(text):
+    serial = ids.matches(ids.SERIAL, text)
+    for place, put in SERIAL_PLACES.items():
+        assert schema_accepts(put(text)) == serial, place
+    assert schema_accepts({"pump_serial": text}) == (serial or text == "all")
+    account = cfg.schema_problem({"account": text}, ACCOUNTS_SCHEMA) is None
+    assert account == ids.matches(ids.ACCOUNT, text)
+
+
+def _patterns(schema) -> list[str]:
+    """Every ``pattern`` of a JSON schema (walked through its objects and lists)."""
+    if isinstance(schema, dict):
+        own = [schema["pattern"]] if isinstance(schema.get("pattern"), str) else []
+        return own + [p for value in schema.values() for p in _patterns(value)]
+    if isinstance(schema, list):
+        return [p for value in schema for p in _patterns(value)]
+    return []
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node (an ECMA-262 regex engine) is not installed")
+def test_schema_patterns_mean_the_same_in_ecma_262_and_python():
+    """JSON Schema patterns are ECMA-262 regexes; jsonschema runs them with Python's re.search. Every
+    pattern of both schemas must give the same answer in both, on cases with and without newlines."""
+    patterns = sorted(
+        {p for path in (CONFIG_SCHEMA, ACCOUNTS_SCHEMA) for p in _patterns(yaml.safe_load(path.read_text()))}
+    )
+    assert len(patterns) >= 6
+    cases = [*SERIAL_CASES, "US", "us", "US\n", "BOB_EMAIL", "BOB_EMAIL\n", "alice", "1, 2", "1, 2\n", "\n", "all\n"]
+    script = (
+        "const {patterns, cases} = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "console.log(JSON.stringify(patterns.map(p => cases.map(c => [new RegExp(p).test(c), new RegExp(p, 'u').test(c)]))));"
+    )
+    proc = subprocess.run(
+        ["node", "-e", script], input=json.dumps({"patterns": patterns, "cases": cases}), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    ecma = json.loads(proc.stdout)
+    for pattern, answers in zip(patterns, ecma, strict=True):
+        for case, (plain, unicode) in zip(cases, answers, strict=True):
+            python = re.search(pattern, case) is not None
+            assert python == plain == unicode, (pattern, case, python, plain, unicode)
+
+
+@pytest.mark.parametrize("serial", ["12345678\n", " 12345678", "1/2", ""])
+def test_the_hand_check_of_a_saved_files_serial_matches_in_full(tmp_path, monkeypatch, serial):
+    # config._file_entries is also called without the schema (tests/test_file_source.py does).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "saved.json").write_text('{"events": []}')
+    for config in (
+        {"files": [{"path": "saved.json", "pump_serial": serial}]},
+        {"files": ["saved.json"], "file_pump_serial": serial},
+    ):
+        with pytest.raises(cfg.ConfigError, match="is not a pump serial"):
+            cfg._file_entries(config, str(PROJECT))

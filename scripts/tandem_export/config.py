@@ -18,7 +18,7 @@ import zoneinfo
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import demo
+from . import demo, ids
 from .layouts import PUMP_EPOCH
 from .storage import atomic_path, sha256_file
 
@@ -63,9 +63,7 @@ NO_CREDENTIALS_NOTICE = (
     "copy sensitive/credentials.toml.template to sensitive/credentials.toml, fill it in and chmod 600 it, "
     "or set TANDEM_EMAIL and TANDEM_PASSWORD (see the README)"
 )
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_EXPORT = rf"({'|'.join(TABLES)})(_\d{{4}}-\d{{2}}-\d{{2}}_\d{{4}}-\d{{2}}-\d{{2}})?\.({'|'.join(FORMATS)})"
+_EXPORT = rf"({'|'.join(TABLES)})(_{ids.DATE.pattern}_{ids.DATE.pattern})?\.({'|'.join(FORMATS)})"
 
 
 class ConfigError(ValueError):
@@ -259,7 +257,7 @@ def check_date(key: str, value) -> str | None:
         return None
     text = str(value)
     try:
-        if not _DATE.match(text):
+        if not ids.matches(ids.DATE, text):
             raise ValueError
         dt.date.fromisoformat(text)
     except ValueError:
@@ -297,17 +295,24 @@ def check_timezone(value, source: str) -> tuple[str, str]:
 
 
 def _serial(value, key: str) -> str:
-    """A pump serial as text; a number that may have lost leading zeros (or was read as octal) is refused."""
-    if isinstance(value, bool) or value is None:
-        raise ConfigError(f"{key}: {value!r} is not a pump serial; write the serial in quotes, e.g. '90512345'")
-    if isinstance(value, int):
+    """A pump serial as text, matching :data:`ids.SERIAL` in full; ConfigError naming ``key`` otherwise.
+
+    ``value`` is text, or a number YAML or --config read from digits: one that may have lost leading
+    zeros (or was read as octal: not 8 digits) is refused.
+    """
+    if _is_number(value):
         if len(str(value)) != 8:
             raise ConfigError(
                 f"{key}: {value} was read as a number, so leading zeros (or an octal reading) may have changed it; "
                 f"write the serial in quotes in a config file (e.g. {key}: '00123456'), as --config reads digits as a number"
             )
-        return str(value)
-    return str(value)
+        value = str(value)
+    if not ids.matches(ids.SERIAL, value):
+        raise ConfigError(
+            f"{key}: {_shown(value)} is not a pump serial; write letters, digits and '-' (at most 40) in quotes, "
+            "e.g. '90512345'"
+        )
+    return value
 
 
 @functools.cache
@@ -515,6 +520,9 @@ def check(config: dict, basedir: str) -> Settings:
             raise ConfigError(f"region: {region!r} is not a Tandem Source region; use US or EU")
         settings.region = str(region).upper() if region else None
         settings.pump_serial = config.get("pump_serial", "all")
+        for serial in [settings.pump_serial] if isinstance(settings.pump_serial, str) else settings.pump_serial:
+            if serial != "all":
+                _serial(serial, "pump_serial")
         settings.tandem_api = dict(config.get("tandem_api") or {})
         settings.fetch = _fetch_settings(config.get("fetch") or {})
         settings.fetch_check = _fetch_check(end, settings.fetch["refetch_days"])
@@ -543,7 +551,7 @@ def _sheet_serials(value: str, where: str) -> str | list[str]:
     if not items or items == ["all"]:
         return "all"
     for item in items:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$", item):
+        if not ids.matches(ids.SERIAL, item):
             raise ConfigError(f"{where}: {item!r} is not a pump serial; write all, or serials separated by commas")
     return items
 
@@ -611,6 +619,11 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
     for number, row in enumerate(table.to_dict("records"), start=2):
         where = f"accounts: {sheet!r} line {number}"
         ident = row["account"]
+        if not ids.matches(ids.ACCOUNT, ident):
+            raise ConfigError(
+                f"{where}, column account: {_shown(ident)} is not an account id; write letters, digits, '-' and '_' "
+                "(at most 64)"
+            )
         if ident.lower() in seen:
             raise ConfigError(f"{where}: account {ident!r} is listed twice; give every account its own id")
         if ident.lower() == COMBINED:
