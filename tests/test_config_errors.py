@@ -33,8 +33,10 @@ def workdir(tmp_path_factory):
         (["end=31.01.2025"], "end: '31.01.2025' is not a date"),
         (["start=2025-05-01", "end=2025-04-01"], "end: 2025-04-01 is before start 2025-05-01"),
         (["timezone=Mars/Olympus"], "timezone: 'Mars/Olympus' is not a known IANA time zone"),
-        (["source=file"], "files: the list is empty but source is 'file'"),
-        (["source=file", "files=[no/such/file.json]"], "files: 'no/such/file.json' does not exist"),
+        (["source=file", "timezone=UTC"], "files: the list is empty but source is 'file'"),
+        (["source=file", "timezone=UTC", "files=[no/such/file.json]"], "files: 'no/such/file.json' does not exist"),
+        (["source=file", "files=[config.yaml]"], "timezone: not set; pump times are the pump's wall clock"),
+        (["source=file", "timezone=", "files=[config.yaml]"], "or timezone: local to use this machine's zone ("),
         (["unknown_key=1"], "config: 'unknown_key' is not a key here; remove it or fix its spelling"),
     ],
 )
@@ -311,3 +313,119 @@ def test_the_hand_check_of_a_saved_files_serial_matches_in_full(tmp_path, monkey
     ):
         with pytest.raises(cfg.ConfigError, match="is not a pump serial"):
             cfg._file_entries(config, str(PROJECT))
+
+
+# --- no silent time zone -----------------------------------------------------------------------
+
+NOT_SET = (
+    "timezone: not set; pump times are the pump's wall clock, so give the zone it shows, e.g. "
+    "--config timezone=Europe/Berlin (an IANA name), or timezone: local to use this machine's zone ("
+)
+CREDENTIALS = {"TANDEM_EMAIL": "person@example.com", "TANDEM_PASSWORD": "correct horse battery staple"}
+
+
+@pytest.mark.parametrize("source", ["auto", "tandem"])
+def test_tandem_without_a_timezone_stops_before_any_job(workdir, source):
+    # source auto finds the credentials in the environment, so it is tandem.
+    proc = snakemake(workdir, "-n", "all", "--config", f"source={source}", env=CREDENTIALS, check=False)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("Configuration error:")]
+    assert lines == [f"Configuration error: {NOT_SET}UTC)"], proc.stderr  # the tests run with TZ=UTC
+    assert not (workdir / "data").exists()
+
+
+def settings_for(tmp_path, monkeypatch, machine: str = "America/Chicago", credentials: bool = False, **config) -> dict:
+    """cfg.load on the default config changed by ``config`` in ``tmp_path``, on a machine set to
+    ``machine``, with Tandem Source credentials in the environment or none: {prefix: Settings}."""
+    import tzlocal
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tzlocal, "get_localzone_name", lambda: machine)
+    for name in ("TANDEM_EMAIL", "TANDEM_PASSWORD", "TANDEM_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    if credentials:
+        for name, value in CREDENTIALS.items():
+            monkeypatch.setenv(name, value)
+    (tmp_path / "saved.json").write_text('{"events": []}')
+    merged = copy.deepcopy(DEFAULTS)
+    merged.update(config)
+    return cfg.load(merged, str(PROJECT))[1]
+
+
+def test_which_sources_need_a_timezone(tmp_path, monkeypatch):
+    file = {"source": "file", "files": ["saved.json"]}
+    for config in (file, {**file, "timezone": "null"}, {**file, "timezone": ""}):
+        with pytest.raises(cfg.ConfigError) as caught:
+            settings_for(tmp_path, monkeypatch, **config)
+        assert str(caught.value) == f"{NOT_SET}America/Chicago)"
+    for source in ("tandem", "auto"):
+        with pytest.raises(cfg.ConfigError, match="^timezone: not set"):
+            settings_for(tmp_path, monkeypatch, credentials=True, source=source)
+    # The demo keeps its own zone; auto without credentials is the demo.
+    for source in ("demo", "auto"):
+        (demo,) = settings_for(tmp_path, monkeypatch, source=source).values()
+        assert (demo.source, demo.timezone, demo.timezone_from) == (
+            "demo",
+            "America/Chicago",
+            "the demo pump's own zone",
+        )
+    (given,) = settings_for(tmp_path, monkeypatch, timezone="Europe/Berlin", **file).values()
+    assert (given.timezone, given.timezone_from) == ("Europe/Berlin", "config")
+
+
+def test_local_is_this_machines_zone_and_part_of_the_lineage(tmp_path, monkeypatch):
+    file = {"source": "file", "files": ["saved.json"], "timezone": "local"}
+    (here,) = settings_for(tmp_path, monkeypatch, machine="Europe/Berlin", **file).values()
+    assert (here.timezone, here.timezone_from) == ("Europe/Berlin", "local (this machine's zone)")
+    (there,) = settings_for(tmp_path, monkeypatch, machine="Asia/Tokyo", **file).values()
+    assert there.timezone == "Asia/Tokyo" and there.lineage != here.lineage  # the tables are rebuilt
+    with pytest.raises(cfg.ConfigError, match="^timezone: local, but this machine's zone cannot be determined"):
+        settings_for(tmp_path, monkeypatch, machine="Not/AZone", **file)
+
+
+def test_every_sheet_account_needs_a_timezone(tmp_path, monkeypatch):
+    (tmp_path / "accounts.tsv").write_text(
+        "account\temail_env\tpassword_env\ttimezone\n"
+        "alice\tA_EMAIL\tA_PASSWORD\tlocal\n"
+        "bob\tB_EMAIL\tB_PASSWORD\tEurope/Berlin\n"
+        "carol\tC_EMAIL\tC_PASSWORD\t\n"
+    )
+    with pytest.raises(cfg.ConfigError) as caught:
+        settings_for(tmp_path, monkeypatch, accounts="accounts.tsv")
+    message = str(caught.value)
+    assert message.startswith(
+        "accounts: 'accounts.tsv' line 4, column timezone: empty, and the config sets no timezone;"
+    )
+    assert "timezone: local to use this machine's zone (America/Chicago)" in message
+    assert message.endswith("or write the zone of carol's pump in this cell")
+    served = settings_for(tmp_path, monkeypatch, accounts="accounts.tsv", timezone="local")
+    assert {s.account: (s.timezone, s.timezone_from) for s in served.values()} == {
+        "alice": ("America/Chicago", "local (this machine's zone)"),
+        "bob": ("Europe/Berlin", "accounts sheet (bob)"),
+        "carol": ("America/Chicago", "local (this machine's zone)"),
+    }
+    (tmp_path / "accounts.tsv").write_text("account\temail_env\tpassword_env\ttimezone\nbob\tB\tP\tEurope/Berlin\n")
+    (bob,) = settings_for(tmp_path, monkeypatch, accounts="accounts.tsv").values()  # no config zone needed
+    assert (bob.timezone, bob.timezone_from) == ("Europe/Berlin", "accounts sheet (bob)")
+
+
+def test_timezone_local_is_a_warning_at_parse_time_and_in_the_place_events_log(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    saved = tmp_path / "saved.json"
+    event = {
+        "eventCode": 279,
+        "sequenceGroup": 1,
+        "sequenceNumber": 1,
+        "pumpDateTime": "2025-03-01T10:00:00",
+        "eventProperties": {"commandedRateSource": 1, "profileBasalRate": 800, "commandedRate": 800},
+    }
+    saved.write_text(json.dumps({"events": [event]}))
+    config = ["--config", "source=file", f"files=[{saved}]", "file_pump_serial=12345678", "timezone=local"]
+    proc = snakemake(workdir, "-c1", "exports/basal_deliveries.csv", *config)
+    warning = (
+        "Warning: timezone: local reads pump times in this machine's zone, UTC; set the pump's zone if they differ"
+    )
+    assert proc.stderr.splitlines().count(warning) == 1, proc.stderr
+    log = (workdir / "logs" / "tables" / "place_events.log").read_text()
+    assert "WARNING: time zone UTC (local (this machine's zone)): pump times are read in this machine's zone" in log
+    assert "2025-03-01T10:00:00Z" in (workdir / "exports" / "basal_deliveries.csv").read_text()  # UTC, as the machine

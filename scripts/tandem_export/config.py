@@ -100,7 +100,10 @@ class Settings:
     """The checked configuration the rules use."""
 
     source: str
+    #: The IANA zone pump times are read in (the pump clock's zone at the end of the history).
     timezone: str
+    #: Where it came from: "config", LOCAL_FROM (timezone: local), "the demo pump's own zone", or
+    #: "accounts sheet (<id>)"; logged by place_events and part of the lineage.
     timezone_from: str
     pump_clock: str
     start: str | None
@@ -273,23 +276,61 @@ def check_range(start, end) -> tuple[str | None, str | None]:
     return s, e
 
 
+#: ``timezone: local``: read pump times in this machine's zone, on purpose (warned about).
+LOCAL = "local"
+#: Settings.timezone_from of a zone given as ``local``.
+LOCAL_FROM = "local (this machine's zone)"
+
+
+def machine_zone() -> str | None:
+    """This machine's IANA zone name (tzlocal), or None when it cannot be told or is not a known zone."""
+    import tzlocal
+
+    try:
+        name = tzlocal.get_localzone_name()
+        zoneinfo.ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - no zone configured, or one the zone database lacks
+        return None
+    return name
+
+
+def timezone_not_set(where: str = "timezone: not set") -> str:
+    """The one line saying how to set the zone, after ``where`` (what is missing)."""
+    zone = machine_zone() or "which cannot be determined here"
+    return (
+        f"{where}; pump times are the pump's wall clock, so give the zone it shows, e.g. "
+        f"--config timezone=Europe/Berlin (an IANA name), or timezone: local to use this machine's zone ({zone})"
+    )
+
+
 def check_timezone(value, source: str) -> tuple[str, str]:
-    """(IANA zone name, where it came from); ConfigError for a name the zone database lacks."""
+    """(IANA zone name, where it came from) of a configured ``timezone`` for ``source``.
+
+    Unset (None, '', 'null') is the demo pump's own zone for the demo, and a ConfigError for every
+    other source: pump times are wall-clock times, and reading them in a zone the user never chose
+    (this machine's, perhaps UTC) puts every instant hours off without a sign.  ``local`` is this
+    machine's zone, chosen on purpose (where: :data:`LOCAL_FROM`).  ConfigError also for a name the
+    zone database lacks.
+    """
     value = _none(value)
     if value is None:
         if source == "demo":
             return demo.DEMO_TIMEZONE, "the demo pump's own zone"
-        import tzlocal
-
-        try:
-            return tzlocal.get_localzone_name() or "UTC", "this machine's zone"
-        except Exception:  # noqa: BLE001 - no zone configured on the machine
-            return "UTC", "UTC (this machine has no zone set)"
+        raise ConfigError(timezone_not_set())
+    if value == LOCAL:
+        zone = machine_zone()
+        if zone is None:
+            raise ConfigError(
+                "timezone: local, but this machine's zone cannot be determined; give the zone the pump shows, "
+                "e.g. --config timezone=Europe/Berlin (an IANA name)"
+            )
+        return zone, LOCAL_FROM
     try:
         zoneinfo.ZoneInfo(str(value))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('America'), a long name
         raise ConfigError(
-            f"timezone: {value!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York"
+            f"timezone: {value!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York, "
+            "or local for this machine's zone"
         ) from None
     return str(value), "config"
 
@@ -486,7 +527,10 @@ def check(config: dict, basedir: str) -> Settings:
     else:
         source, notice = resolve_source(source)
     start, end = check_range(config.get("start"), config.get("end"))
-    tz, tz_from = check_timezone(config.get("timezone"), source)
+    if _none(config.get("accounts")) is not None and _none(config.get("timezone")) is None:
+        tz, tz_from = "", "each account's row of the accounts sheet"  # accounts() checks every row has one
+    else:
+        tz, tz_from = check_timezone(config.get("timezone"), source)
     d = config.get("demo") or {}
     demo_days = int(d.get("days", demo.DEMO_DAYS))
     demo_end = check_date("demo.end_date", d.get("end_date")) or demo.DEMO_END.isoformat()
@@ -563,7 +607,7 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
     Otherwise ``accounts`` names a tab-separated sheet (columns: ACCOUNT_COLUMNS; only ``account``
     is required), validated against ``schemas/accounts.schema.yaml`` as the snakemake-workflows
     projects validate their samples sheet.  Each account takes the shared settings and overrides
-    them with its row: region, timezone (empty: config ``timezone``, else this machine's zone),
+    them with its row: region, timezone (empty: config ``timezone``; both empty is a ConfigError),
     pump_serial (empty or ``all``: every pump; else serials separated by commas) and its own
     token cache ``<fetch.token_cache folder>/tokens/<id>.json``.  Credentials come from the
     row's ``credentials_file`` (TOML like sensitive/credentials.toml, 0600) or from the
@@ -635,16 +679,25 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
             raise ConfigError(
                 f"{where}: give either credentials_file, or both email_env and password_env, for account {ident!r}"
             )
-        try:
-            tz, tz_from = check_timezone(row["timezone"] or config.get("timezone"), "tandem")
-        except ConfigError as exc:
-            raise ConfigError(f"{where}, column timezone: {exc}") from None
+        if row["timezone"]:
+            try:
+                tz, tz_from = check_timezone(row["timezone"], "tandem")
+            except ConfigError as exc:
+                raise ConfigError(f"{where}, column timezone: {exc}") from None
+            tz_from = tz_from if tz_from == LOCAL_FROM else f"accounts sheet ({ident})"
+        elif shared.timezone:
+            tz, tz_from = shared.timezone, shared.timezone_from
+        else:
+            raise ConfigError(
+                timezone_not_set(f"{where}, column timezone: empty, and the config sets no timezone")
+                + f"; or write the zone of {ident}'s pump in this cell"
+            )
         # The shared settings, with this row's own values (dataclasses.replace copies the rest).
         cache = Path(shared.fetch["token_cache"]).parent / "tokens" / f"{ident}.json"
         settings = replace(
             shared,
             timezone=tz,
-            timezone_from=f"accounts sheet ({ident})" if row["timezone"] else tz_from,
+            timezone_from=tz_from,
             region=row["region"].upper() if row["region"] else shared.region,
             pump_serial=_sheet_serials(row["pump_serial"], f"{where}, pump_serial")
             if row["pump_serial"]
@@ -689,14 +742,24 @@ def load(config: dict, basedir: str | Path) -> tuple[Settings, dict[str, Setting
 
 
 def load_or_exit(config: dict, basedir: str | Path) -> tuple[Settings, dict[str, Settings]]:
-    """:func:`load`, printing one line (``Configuration error: ...``) and exiting with status 1 on a problem;
-    the source notice, if any, is printed to stderr."""
+    """:func:`load`, printing one line (``Configuration error: ...``) and exiting with status 1 on a problem.
+
+    The source notice, if any, and a warning when an account reads pump times in this machine's
+    zone (``timezone: local``) are printed to stderr, once.
+    """
     try:
         shared, served = load(config, basedir)
     except ConfigError as exc:
         _exit(exc)
     if shared.notice:
         print(f"Notice: {shared.notice}", file=sys.stderr)
+    local = next((s.timezone for s in served.values() if s.timezone_from == LOCAL_FROM), None)
+    if local:
+        print(
+            f"Warning: timezone: local reads pump times in this machine's zone, {local}; "
+            "set the pump's zone if they differ",
+            file=sys.stderr,
+        )
     return shared, served
 
 
