@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from tandem_export import config as cfg  # noqa: E402
+from tandem_export import ids  # noqa: E402
 
 RUN_STARTED = time.time()
 # Python's last garbage collection at exit walks every object Snakemake and its ~1500 modules made:
@@ -52,13 +53,9 @@ def params_without_pandas():
 
 
 params_without_pandas()
-SETTINGS = cfg.check_or_exit(config, workflow.basedir)
-if SETTINGS.notice:
-    print(f"Notice: {SETTINGS.notice}", file=sys.stderr)
-cfg.validate_or_exit(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
-ACCOUNTS = cfg.accounts_or_exit(
-    config, SETTINGS, workflow.basedir
-)  # {prefix: Settings}
+# The schema first, then the checks written in config.py; one line and exit 1 on any problem.
+# SETTINGS: what every account shares; ACCOUNTS: {prefix: Settings} of each account.
+SETTINGS, ACCOUNTS = cfg.load_or_exit(config, workflow.basedir)
 SHEET = any(ACCOUNTS)  # True with an accounts sheet
 TABLES = cfg.TABLES
 FORMATS = cfg.FORMATS
@@ -73,8 +70,8 @@ wildcard_constraints:
     table="|".join(TABLES),
     derived="|".join(cfg.DERIVED_TABLES),
     fmt="|".join(FORMATS),
-    start=r"\d{4}-\d{2}-\d{2}",
-    end=r"\d{4}-\d{2}-\d{2}",
+    start=ids.DATE.pattern,
+    end=ids.DATE.pattern,
 
 
 def account(wildcards):

@@ -227,6 +227,18 @@ def test_bad_sheet_is_one_line(tmp_path, server):
         proc = snakemake(workdir, "-n", "all", "--configfile", "accounts.yaml", check=False, env=env)
         assert proc.returncode == 1 and message in proc.stderr, proc.stderr[-2000:]
         assert len([line for line in proc.stderr.splitlines() if "Configuration error" in line]) == 1
+    # No time zone for carol, in her row or in the config: the run stops (a pump's times are its wall
+    # clock, never silently this machine's zone); with one in her row it goes ahead.
+    (workdir / "accounts.tsv").write_text(SHEET)
+    proc = snakemake(
+        workdir, "-n", "all", "--configfile", "accounts.yaml", "--config", "timezone=", check=False, env=env
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("Configuration error:")]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-2000:]
+    assert "line 4, column timezone: empty, and the config sets no timezone; pump times are" in lines[0]
+    (workdir / "accounts.tsv").write_text(SHEET.replace("CAROL_PASSWORD\t\t\t", "CAROL_PASSWORD\t\tAsia/Tokyo\t"))
+    proc = snakemake(workdir, "-n", "all", "--configfile", "accounts.yaml", "--config", "timezone=", env=env)
+    assert "exports/carol/cgm_readings.csv" in proc.stdout
     # Booleans typed on the command line: without the combined exports, `all` plans none of them.
     (workdir / "accounts.tsv").write_text(SHEET)
     proc = snakemake(

@@ -105,7 +105,17 @@ def test_workflow_dedups_across_forms_keeps_raw_copies_and_names_the_users_file(
 
     raw_before = {p.name: p.read_bytes() for p in (workdir / "data" / "raw" / "files").iterdir()}
     (saved / "same.json").write_text("<html><body>Service Unavailable</body></html>")
-    proc = snakemake(workdir, "-c1", "all", "--config", "source=file", files, "file_pump_serial=90512345", check=False)
+    proc = snakemake(
+        workdir,
+        "-c1",
+        "all",
+        "--config",
+        "source=file",
+        files,
+        "file_pump_serial=90512345",
+        "timezone=UTC",
+        check=False,
+    )
     assert proc.returncode != 0
     assert f"{saved / 'same.json'}: this is an HTML page" in proc.stderr  # the user's file, not the raw copy
     raw_after = {p.name: p.read_bytes() for p in (workdir / "data" / "raw" / "files").iterdir()}
@@ -121,7 +131,7 @@ def test_serials_and_single_file_paths(tmp_path):
     )
     assert proc.returncode != 0
     assert "file_pump_serial: 123456 was read as a number" in proc.stderr and "'00123456'" in proc.stderr
-    (workdir / "mine.yaml").write_text(f"source: file\nfiles: [{saved}]\nfile_pump_serial: '00123456'\n")
+    (workdir / "mine.yaml").write_text(f"source: file\nfiles: [{saved}]\nfile_pump_serial: '00123456'\ntimezone: UTC\n")
     snakemake(workdir, "-c1", "all", "--configfile", "mine.yaml")
     rows = pq.read_table(workdir / "exports" / "basal_deliveries.parquet").to_pylist()
     assert [r["pump_serial"] for r in rows] == ["00123456"]

@@ -147,7 +147,7 @@ def test_unknown_content_is_refused_naming_the_file(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     page = tmp_path / "saved.html"
     page.write_text("<html><body>502 Bad Gateway</body></html>")
-    proc = snakemake(workdir, "-c1", "all", "--config", "source=file", f"files=[{page}]", check=False)
+    proc = snakemake(workdir, "-c1", "all", "--config", "source=file", f"files=[{page}]", "timezone=UTC", check=False)
     assert proc.returncode != 0
     assert "HTML page" in proc.stderr and "saved" in proc.stderr
     assert not (workdir / "exports").exists() or not any((workdir / "exports").iterdir())

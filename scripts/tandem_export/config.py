@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import math
 import re
 import sys
 import time
@@ -17,7 +18,8 @@ import zoneinfo
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import demo
+from . import demo, ids
+from .layouts import PUMP_EPOCH
 from .storage import atomic_path, sha256_file
 
 #: Tables built from the decoded events by their own SQL (see tandem_export/sql/).
@@ -62,13 +64,24 @@ NO_CREDENTIALS_NOTICE = (
     "copy sensitive/credentials.toml.template to sensitive/credentials.toml, fill it in and chmod 600 it, "
     "or set TANDEM_EMAIL and TANDEM_PASSWORD (see the README)"
 )
-_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_EXPORT = rf"({'|'.join(TABLES)})(_\d{{4}}-\d{{2}}-\d{{2}}_\d{{4}}-\d{{2}}-\d{{2}})?\.({'|'.join(FORMATS)})"
+_EXPORT = rf"({'|'.join(TABLES)})(_{ids.DATE.pattern}_{ids.DATE.pattern})?\.({'|'.join(FORMATS)})"
 
 
 class ConfigError(ValueError):
-    """A configuration problem; the message is the one line shown to the user."""
+    """A configuration problem; the message is the one line shown to the user.
+
+    Any line break in the message (a value read from a file may hold one) becomes a space, so the
+    message is always one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).splitlines()))
+
+
+def _shown(value) -> str:
+    """``value`` as a message shows it: its repr (control characters visible), at most 60 characters."""
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,10 @@ class Settings:
     """The checked configuration the rules use."""
 
     source: str
+    #: The IANA zone pump times are read in (the pump clock's zone at the end of the history).
     timezone: str
+    #: Where it came from: "config", LOCAL_FROM (timezone: local), "the demo pump's own zone", or
+    #: "accounts sheet (<id>)"; logged by place_events and part of the lineage.
     timezone_from: str
     pump_clock: str
     start: str | None
@@ -165,50 +181,77 @@ def _none(value):
     )
 
 
-def strings_for_schema(config: dict) -> dict:
-    """Config with dates written unquoted in YAML turned back into strings and 'null' into None.
+#: Words a --config value may use for a boolean (--config combined_exports=false gives text).
+_BOOLEAN_WORDS = {"true": True, "yes": True, "false": False, "no": False}
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,3})?")
 
-    Modifies and returns ``config`` so that schema validation and the rules see one form.
+
+def _as_schema_types(value, schema):
+    """``value`` read as the JSON types ``schema`` allows, where YAML or --config gave another form.
+
+    Objects are walked key by key along the schema's ``properties`` (changed in place).  A date
+    (YAML reads an unquoted 2025-01-31 as one) becomes its ISO text where text is allowed; text
+    that spells null, a whole number, a finite number or a boolean becomes that where the schema
+    allows it (--config reads nested values, as in demo={days: 30}, as text).  Any other value,
+    of any type, is returned unchanged for the schema to judge; this never raises.
     """
-    for key in ("start", "end", "timezone"):
-        value = _none(config.get(key))
-        if isinstance(value, dt.date):
-            value = value.isoformat()
-        config[key] = value
+    if not isinstance(schema, dict):
+        return value
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        if isinstance(properties, dict):
+            for key, subschema in properties.items():
+                if key in value:
+                    value[key] = _as_schema_types(value[key], subschema)
+        return value
+    types = schema.get("type", [])
+    types = {types} if isinstance(types, str) else set(types)
+    if isinstance(value, dt.date) and "string" in types:  # a datetime is a date too
+        return value.isoformat()
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if "null" in types and text.lower() in ("", "null", "none"):
+        return None
+    if "integer" in types and _INTEGER_TEXT.fullmatch(text):
+        with contextlib.suppress(ValueError):  # more digits than Python converts
+            return int(text)
+    if "number" in types and _NUMBER_TEXT.fullmatch(text) and math.isfinite(float(text)):
+        return float(text)
+    if "boolean" in types and text.lower() in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[text.lower()]
+    return value
+
+
+def strings_for_schema(config: dict, schema: dict) -> dict:
+    """``config`` in the form the JSON ``schema`` describes, where YAML or --config read it otherwise.
+
+    Pump serials read as numbers become text (ConfigError when leading zeros may have been lost,
+    see :func:`_serial`), a single ``files`` path becomes a list, and every other value is read
+    as the schema's types allow (:func:`_as_schema_types`: unquoted dates, 'null', numbers and
+    booleans given as text).  Values of any other type are left for the schema to refuse; nothing
+    here raises anything but ConfigError.  Modifies and returns ``config``.
+    """
     # Pump serials are digits: YAML and --config read them as integers.
     serial = config.get("pump_serial")
-    if isinstance(serial, int):
+    if _is_number(serial):
         config["pump_serial"] = _serial(serial, "pump_serial")
     elif isinstance(serial, list):
-        config["pump_serial"] = [x if isinstance(x, str) else _serial(x, "pump_serial") for x in serial]
-    # Nested numbers given with --config arrive as text ('demo={days: 30}'): read them as numbers.
-    for section, keys in (("demo", ("seed", "days")), ("fetch", ("refetch_days", "retries"))):
-        block = config.get(section)
-        if isinstance(block, dict):
-            for k in keys:
-                if isinstance(block.get(k), str) and block[k].strip().lstrip("-").isdigit():
-                    block[k] = int(block[k])
-            for k in ("backoff_seconds", "timeout_seconds"):
-                if isinstance(block.get(k), str):
-                    with contextlib.suppress(ValueError):
-                        block[k] = float(block[k])
-    for key in ("file_pump_serial",):
-        if key in config and not isinstance(config[key], str):
-            config[key] = _serial(config[key], key)
-    # A boolean given as text (--config combined_exports=false) is read as the boolean it names.
-    for key in ("combined_exports",):
-        if isinstance(config.get(key), str) and config[key].strip().lower() in ("true", "false", "yes", "no"):
-            config[key] = config[key].strip().lower() in ("true", "yes")
+        config["pump_serial"] = [_serial(x, "pump_serial") if _is_number(x) else x for x in serial]
+    if _is_number(config.get("file_pump_serial")):
+        config["file_pump_serial"] = _serial(config["file_pump_serial"], "file_pump_serial")
     files = config.get("files")
     if isinstance(files, str):
-        config["files"] = [files]
-    for item in config.get("files") or []:
-        if isinstance(item, dict) and "pump_serial" in item and not isinstance(item["pump_serial"], str):
-            item["pump_serial"] = _serial(item["pump_serial"], "files/pump_serial")
-    d = config.get("demo")
-    if isinstance(d, dict) and isinstance(d.get("end_date"), dt.date):
-        d["end_date"] = d["end_date"].isoformat()
-    return config
+        config["files"] = files = [files]
+    for item in files if isinstance(files, list) else []:
+        if isinstance(item, dict) and _is_number(item.get("pump_serial")):
+            item["pump_serial"] = _serial(item["pump_serial"], "files[].pump_serial")
+    return _as_schema_types(config, schema)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_date(key: str, value) -> str | None:
@@ -218,7 +261,7 @@ def check_date(key: str, value) -> str | None:
         return None
     text = str(value)
     try:
-        if not _DATE.match(text):
+        if not ids.matches(ids.DATE, text):
             raise ValueError
         dt.date.fromisoformat(text)
     except ValueError:
@@ -234,39 +277,84 @@ def check_range(start, end) -> tuple[str | None, str | None]:
     return s, e
 
 
+#: ``timezone: local``: read pump times in this machine's zone, on purpose (warned about).
+LOCAL = "local"
+#: Settings.timezone_from of a zone given as ``local``.
+LOCAL_FROM = "local (this machine's zone)"
+
+
+def machine_zone() -> str | None:
+    """This machine's IANA zone name (tzlocal), or None when it cannot be told or is not a known zone."""
+    import tzlocal
+
+    try:
+        name = tzlocal.get_localzone_name()
+        zoneinfo.ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - no zone configured, or one the zone database lacks
+        return None
+    return name
+
+
+def timezone_not_set(where: str = "timezone: not set") -> str:
+    """The one line saying how to set the zone, after ``where`` (what is missing)."""
+    zone = machine_zone() or "which cannot be determined here"
+    return (
+        f"{where}; pump times are the pump's wall clock, so give the zone it shows, e.g. "
+        f"--config timezone=Europe/Berlin (an IANA name), or timezone: local to use this machine's zone ({zone})"
+    )
+
+
 def check_timezone(value, source: str) -> tuple[str, str]:
-    """(IANA zone name, where it came from); ConfigError for a name the zone database lacks."""
+    """(IANA zone name, where it came from) of a configured ``timezone`` for ``source``.
+
+    Unset (None, '', 'null') is the demo pump's own zone for the demo, and a ConfigError for every
+    other source: pump times are wall-clock times, and reading them in a zone the user never chose
+    (this machine's, perhaps UTC) puts every instant hours off without a sign.  ``local`` is this
+    machine's zone, chosen on purpose (where: :data:`LOCAL_FROM`).  ConfigError also for a name the
+    zone database lacks.
+    """
     value = _none(value)
     if value is None:
         if source == "demo":
             return demo.DEMO_TIMEZONE, "the demo pump's own zone"
-        import tzlocal
-
-        try:
-            return tzlocal.get_localzone_name() or "UTC", "this machine's zone"
-        except Exception:  # noqa: BLE001 - no zone configured on the machine
-            return "UTC", "UTC (this machine has no zone set)"
+        raise ConfigError(timezone_not_set())
+    if value == LOCAL:
+        zone = machine_zone()
+        if zone is None:
+            raise ConfigError(
+                "timezone: local, but this machine's zone cannot be determined; give the zone the pump shows, "
+                "e.g. --config timezone=Europe/Berlin (an IANA name)"
+            )
+        return zone, LOCAL_FROM
     try:
         zoneinfo.ZoneInfo(str(value))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('America'), a long name
         raise ConfigError(
-            f"timezone: {value!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York"
+            f"timezone: {value!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York, "
+            "or local for this machine's zone"
         ) from None
     return str(value), "config"
 
 
 def _serial(value, key: str) -> str:
-    """A pump serial as text; a number that may have lost leading zeros (or was read as octal) is refused."""
-    if isinstance(value, bool) or value is None:
-        raise ConfigError(f"{key}: {value!r} is not a pump serial; write the serial in quotes, e.g. '90512345'")
-    if isinstance(value, int):
+    """A pump serial as text, matching :data:`ids.SERIAL` in full; ConfigError naming ``key`` otherwise.
+
+    ``value`` is text, or a number YAML or --config read from digits: one that may have lost leading
+    zeros (or was read as octal: not 8 digits) is refused.
+    """
+    if _is_number(value):
         if len(str(value)) != 8:
             raise ConfigError(
                 f"{key}: {value} was read as a number, so leading zeros (or an octal reading) may have changed it; "
                 f"write the serial in quotes in a config file (e.g. {key}: '00123456'), as --config reads digits as a number"
             )
-        return str(value)
-    return str(value)
+        value = str(value)
+    if not ids.matches(ids.SERIAL, value):
+        raise ConfigError(
+            f"{key}: {_shown(value)} is not a pump serial; write letters, digits and '-' (at most 40) in quotes, "
+            "e.g. '90512345'"
+        )
+    return value
 
 
 @functools.cache
@@ -341,9 +429,13 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         path = item if isinstance(item, str) else item["path"]
         serial = default_serial
         if isinstance(item, dict) and "pump_serial" in item:
-            serial = _serial(item["pump_serial"], "files/pump_serial")
+            serial = _serial(item["pump_serial"], "files[].pump_serial")
         full = Path(path) if Path(path).is_absolute() else Path.cwd() / path
-        if not full.is_file():
+        try:
+            is_file = full.is_file()
+        except OSError as exc:  # a name too long for the file system, say
+            raise ConfigError(f"files: {path!r} cannot be read ({exc.strerror}); fix the path") from None
+        if not is_file:
             raise ConfigError(f"files: {path!r} does not exist or is not a file; fix the path or remove the entry")
         try:
             digest = digests.sha256(full)
@@ -402,21 +494,30 @@ def resolve_source(source: str, project_dir: str | Path = ".") -> tuple[str, str
 def _fetch_check(end: str | None, refetch_days: int) -> str:
     """A value that differs on every invocation unless the range ended more than ``refetch_days``
     ago (late uploads of its last days may still arrive until then)."""
-    if end and dt.date.fromisoformat(end) + dt.timedelta(days=int(refetch_days)) < dt.date.today():
+    if end and dt.date.fromisoformat(end) < dt.date.today() - dt.timedelta(days=int(refetch_days)):
         return f"closed range ending {end}"
     return f"open range, checked at {time.time():.6f}"
+
+
+#: The demo history's days must lie within these (the pump clock counts from 2008-01-01).
+DEMO_EARLIEST = dt.date.fromisoformat(PUMP_EPOCH[:10])
+DEMO_LATEST = dt.date(2099, 12, 31)
 
 
 def check(config: dict, basedir: str) -> Settings:
     """Check the whole configuration and plan the raw store; ConfigError on the first problem.
 
-    With an accounts sheet (``accounts``) the result holds the settings every account shares;
-    :func:`accounts` gives each account's own.
+    ``config`` is Snakemake's merged config (changed in place: see :func:`strings_for_schema`);
+    ``basedir`` is the workflow folder holding ``schemas/config.schema.yaml``.  The JSON schema
+    runs first, so the checks written here see only values of the types it describes.  With an
+    accounts sheet (``accounts``) the result holds the settings every account shares;
+    :func:`accounts` gives each account's own.  Every problem, whatever the value and its type,
+    is a ConfigError whose message is one line naming the key, the value and the fix.
     """
-    strings_for_schema(config)
+    schema = Path(basedir) / "schemas" / "config.schema.yaml"
+    strings_for_schema(config, _schema(schema))
+    validate(config, schema)
     source = config.get("source", "auto")
-    if source not in SOURCES:
-        raise ConfigError(f"source: {source!r} is not a source; use one of {', '.join(SOURCES)}")
     if _none(config.get("accounts")) is not None:
         if source not in ("auto", "tandem"):
             raise ConfigError(
@@ -427,22 +528,31 @@ def check(config: dict, basedir: str) -> Settings:
     else:
         source, notice = resolve_source(source)
     start, end = check_range(config.get("start"), config.get("end"))
-    tz, tz_from = check_timezone(config.get("timezone"), source)
+    if _none(config.get("accounts")) is not None and _none(config.get("timezone")) is None:
+        tz, tz_from = "", "each account's row of the accounts sheet"  # accounts() checks every row has one
+    else:
+        tz, tz_from = check_timezone(config.get("timezone"), source)
     d = config.get("demo") or {}
-    demo_end = check_date("demo.end_date", d.get("end_date", demo.DEMO_END.isoformat()))
-    pump_clock = config.get("pump_clock") or "recorded_changes"
-    if pump_clock not in PUMP_CLOCK_MODELS:
-        raise ConfigError(f"pump_clock: {pump_clock!r} is not a clock model; use one of {', '.join(PUMP_CLOCK_MODELS)}")
+    demo_days = int(d.get("days", demo.DEMO_DAYS))
+    demo_end = check_date("demo.end_date", d.get("end_date")) or demo.DEMO_END.isoformat()
+    last = dt.date.fromisoformat(demo_end)
+    if last > DEMO_LATEST or last.toordinal() - (demo_days - 1) < DEMO_EARLIEST.toordinal():
+        earliest = DEMO_EARLIEST + dt.timedelta(days=demo_days - 1)
+        raise ConfigError(
+            f"demo.end_date: {demo_end} with demo.days {demo_days} puts the demo history outside "
+            f"{DEMO_EARLIEST} to {DEMO_LATEST} (the pump clock starts in 2008); use an end date from {earliest} "
+            f"to {DEMO_LATEST}"
+        )
     settings = Settings(
         source=source,
         timezone=tz,
         timezone_from=tz_from,
-        pump_clock=pump_clock,
+        pump_clock=config.get("pump_clock") or "recorded_changes",
         start=start,
         end=end,
         demo_seed=int(d.get("seed", 42)),
         demo_end=demo_end,
-        demo_days=int(d.get("days", demo.DEMO_DAYS)),
+        demo_days=demo_days,
     )
     settings.notice = notice
     if source == "demo":
@@ -455,10 +565,30 @@ def check(config: dict, basedir: str) -> Settings:
             raise ConfigError(f"region: {region!r} is not a Tandem Source region; use US or EU")
         settings.region = str(region).upper() if region else None
         settings.pump_serial = config.get("pump_serial", "all")
+        for serial in [settings.pump_serial] if isinstance(settings.pump_serial, str) else settings.pump_serial:
+            if serial != "all":
+                _serial(serial, "pump_serial")
         settings.tandem_api = dict(config.get("tandem_api") or {})
-        settings.fetch = {**FETCH_DEFAULTS, **(config.get("fetch") or {})}
+        settings.fetch = _fetch_settings(config.get("fetch") or {})
         settings.fetch_check = _fetch_check(end, settings.fetch["refetch_days"])
     return settings
+
+
+def _fetch_settings(given: dict) -> dict:
+    """FETCH_DEFAULTS overridden by the config's ``fetch`` block (which passed the schema).
+
+    A number must be finite (YAML reads .inf and .nan, which the schema's bounds let through); a
+    key whose default is a whole number gets one (the schema takes 3.0 as an integer).
+    """
+    fetch = {**FETCH_DEFAULTS, **given}
+    for key, default in FETCH_DEFAULTS.items():
+        value = fetch[key]
+        if isinstance(default, int | float) and not isinstance(value, bool) and isinstance(value, int | float):
+            if not math.isfinite(value):
+                raise ConfigError(f"fetch.{key}: {value} is not a finite number; give a number such as {default}")
+            if isinstance(default, int):
+                fetch[key] = int(value)
+    return fetch
 
 
 def _sheet_serials(value: str, where: str) -> str | list[str]:
@@ -466,7 +596,7 @@ def _sheet_serials(value: str, where: str) -> str | list[str]:
     if not items or items == ["all"]:
         return "all"
     for item in items:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$", item):
+        if not ids.matches(ids.SERIAL, item):
             raise ConfigError(f"{where}: {item!r} is not a pump serial; write all, or serials separated by commas")
     return items
 
@@ -478,7 +608,7 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
     Otherwise ``accounts`` names a tab-separated sheet (columns: ACCOUNT_COLUMNS; only ``account``
     is required), validated against ``schemas/accounts.schema.yaml`` as the snakemake-workflows
     projects validate their samples sheet.  Each account takes the shared settings and overrides
-    them with its row: region, timezone (empty: config ``timezone``, else this machine's zone),
+    them with its row: region, timezone (empty: config ``timezone``; both empty is a ConfigError),
     pump_serial (empty or ``all``: every pump; else serials separated by commas) and its own
     token cache ``<fetch.token_cache folder>/tokens/<id>.json``.  Credentials come from the
     row's ``credentials_file`` (TOML like sensitive/credentials.toml, 0600) or from the
@@ -534,6 +664,11 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
     for number, row in enumerate(table.to_dict("records"), start=2):
         where = f"accounts: {sheet!r} line {number}"
         ident = row["account"]
+        if not ids.matches(ids.ACCOUNT, ident):
+            raise ConfigError(
+                f"{where}, column account: {_shown(ident)} is not an account id; write letters, digits, '-' and '_' "
+                "(at most 64)"
+            )
         if ident.lower() in seen:
             raise ConfigError(f"{where}: account {ident!r} is listed twice; give every account its own id")
         if ident.lower() == COMBINED:
@@ -545,16 +680,25 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
             raise ConfigError(
                 f"{where}: give either credentials_file, or both email_env and password_env, for account {ident!r}"
             )
-        try:
-            tz, tz_from = check_timezone(row["timezone"] or config.get("timezone"), "tandem")
-        except ConfigError as exc:
-            raise ConfigError(f"{where}, column timezone: {exc}") from None
+        if row["timezone"]:
+            try:
+                tz, tz_from = check_timezone(row["timezone"], "tandem")
+            except ConfigError as exc:
+                raise ConfigError(f"{where}, column timezone: {exc}") from None
+            tz_from = tz_from if tz_from == LOCAL_FROM else f"accounts sheet ({ident})"
+        elif shared.timezone:
+            tz, tz_from = shared.timezone, shared.timezone_from
+        else:
+            raise ConfigError(
+                timezone_not_set(f"{where}, column timezone: empty, and the config sets no timezone")
+                + f"; or write the zone of {ident}'s pump in this cell"
+            )
         # The shared settings, with this row's own values (dataclasses.replace copies the rest).
         cache = Path(shared.fetch["token_cache"]).parent / "tokens" / f"{ident}.json"
         settings = replace(
             shared,
             timezone=tz,
-            timezone_from=f"accounts sheet ({ident})" if row["timezone"] else tz_from,
+            timezone_from=tz_from,
             region=row["region"].upper() if row["region"] else shared.region,
             pump_serial=_sheet_serials(row["pump_serial"], f"{where}, pump_serial")
             if row["pump_serial"]
@@ -568,14 +712,6 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
         )
         out[settings.prefix] = settings
     return out
-
-
-def accounts_or_exit(config: dict, shared: Settings, basedir: str | Path) -> dict[str, Settings]:
-    """:func:`accounts`, printing one line and exiting with status 1 on a problem."""
-    try:
-        return accounts(config, shared, basedir)
-    except ConfigError as exc:
-        _exit(exc)
 
 
 def not_an_export_regex(prefixes: list[str]) -> str:
@@ -595,37 +731,120 @@ def _exit(exc: ConfigError):
     sys.exit(1)
 
 
-def check_or_exit(config: dict, basedir: str) -> Settings:
-    """:func:`check`, printing one line and exiting with status 1 on a problem."""
+def load(config: dict, basedir: str | Path) -> tuple[Settings, dict[str, Settings]]:
+    """The configuration as the workflow uses it, read when the workflow is parsed (rules/common.smk).
+
+    Returns (shared settings, {path prefix: Settings of each account}) from :func:`check` and then
+    :func:`accounts`; raises ConfigError (a one-line message) for any problem, whatever the config
+    holds, and no other exception.
+    """
+    shared = check(config, basedir)
+    return shared, accounts(config, shared, basedir)
+
+
+def load_or_exit(config: dict, basedir: str | Path) -> tuple[Settings, dict[str, Settings]]:
+    """:func:`load`, printing one line (``Configuration error: ...``) and exiting with status 1 on a problem.
+
+    The source notice, if any, and a warning when an account reads pump times in this machine's
+    zone (``timezone: local``) are printed to stderr, once.
+    """
     try:
-        return check(config, basedir)
+        shared, served = load(config, basedir)
     except ConfigError as exc:
         _exit(exc)
+    if shared.notice:
+        print(f"Notice: {shared.notice}", file=sys.stderr)
+    local = next((s.timezone for s in served.values() if s.timezone_from == LOCAL_FROM), None)
+    if local:
+        print(
+            f"Warning: timezone: local reads pump times in this machine's zone, {local}; "
+            "set the pump's zone if they differ",
+            file=sys.stderr,
+        )
+    return shared, served
+
+
+@functools.cache
+def _schema(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
 def schema_problem(data: dict, schema: Path) -> tuple[str, str] | None:
-    """(where, message) of the first way ``data`` breaks the JSON schema (snakemake.utils.validate), or None.
+    """(where, message) of the most relevant way ``data`` breaks the JSON schema at ``schema``, or None.
 
-    ``where`` is the key path ("fetch/retries"), empty for the whole object.
+    ``where`` is the key path as the README writes it ("fetch.retries", "files[0].pump_serial"), empty
+    for the whole object;
+    ``message`` is one line naming the bad value (its repr, shortened) and what to write instead.
+    The schema is a JSON Schema (draft 2020-12) checked by jsonschema, as snakemake.utils.validate
+    does (jsonschema matches ``pattern`` with Python's re.search).
     """
-    from snakemake.utils import validate
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
 
-    try:
-        validate(data, str(schema))
-    except Exception as exc:  # noqa: BLE001 - WorkflowError wraps jsonschema's ValidationError
-        import jsonschema
-
-        cause = exc.__context__ if isinstance(exc.__context__, jsonschema.ValidationError) else exc
-        where = "/".join(str(p) for p in getattr(cause, "absolute_path", []))
-        return where, getattr(cause, "message", str(cause).splitlines()[0])
-    return None
+    error = best_match(Draft202012Validator(_schema(Path(schema))).iter_errors(data))
+    if error is None:
+        return None
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+    return where, _schema_message(error)
 
 
-def validate_or_exit(config: dict, schema: Path) -> None:
-    """Validate ``config`` against the JSON schema, printing one line and exiting with status 1 on failure."""
+#: How a message names each JSON type.
+_TYPE_WORDS = {
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a block of keys",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def _schema_message(error) -> str:
+    """One line for a jsonschema ValidationError: the value, what is wrong and what to write."""
+    kind, arg, value, sub = error.validator, error.validator_value, error.instance, error.schema
+    described = sub.get("description") if isinstance(sub, dict) else None
+    if kind == "additionalProperties" and isinstance(value, dict) and isinstance(sub, dict):
+        known = list(sub.get("properties") or {})
+        extra = next((k for k in value if k not in known), None)
+        return f"{_shown(extra)} is not a key here; remove it or fix its spelling (the keys are {', '.join(known)})"
+    if kind == "type":
+        types = [arg] if isinstance(arg, str) else list(arg)
+        words = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+        what = f": {described}" if described else ""
+        where = ", in a config file passed with --configfile" if "object" in types else ""
+        return f"{_shown(value)} is not {words}; write {words}{what}{where}"
+    if kind == "required" and isinstance(value, dict):
+        missing = next((k for k in arg if k not in value), None)
+        return f"{_shown(value)} has no {_shown(missing)}; add it"
+    if kind == "enum":
+        return f"{_shown(value)} is not allowed; use one of {', '.join(str(x) for x in arg)}"
+    if kind in ("pattern", "oneOf", "anyOf") and described:
+        return f"{_shown(value)} is not {described}"
+    if kind == "minimum":
+        return f"{_shown(value)} is less than {arg}; use {arg} or more"
+    if kind == "maximum":
+        return f"{_shown(value)} is more than {arg}; use {arg} or less"
+    if kind == "exclusiveMinimum":
+        return f"{_shown(value)} is not more than {arg}; use a number above {arg}"
+    if kind == "minLength":
+        return f"{_shown(value)} is empty; give a value"
+    if kind == "minItems":
+        return f"{_shown(value)} is an empty list; list at least one"
+    message = " ".join(str(error.message).split())
+    if len(message) > 200:
+        message = message[:197] + "..."
+    return f"{message}; see the Configuration section of the README"
+
+
+def validate(config: dict, schema: Path) -> None:
+    """ConfigError when ``config`` breaks the JSON schema at ``schema``: one line with the key path
+    (``config`` for the whole), the value and the fix (:func:`schema_problem`)."""
     problem = schema_problem(config, schema)
     if problem:
-        _exit(ConfigError(f"{problem[0] or 'config'}: {problem[1]}; see the Configuration section of the README"))
+        raise ConfigError(f"{problem[0] or 'config'}: {problem[1]}")
 
 
 def check_date_or_exit(key: str, value: str) -> str:
