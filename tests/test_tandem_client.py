@@ -502,7 +502,7 @@ def test_fetch_max_wait_seconds_is_a_config_key_with_default_300():
         assert config.schema_problem({"source": "demo", "fetch": {"max_wait_seconds": good}}, schema) is None
     for bad in (-1, "long"):
         problem = config.schema_problem({"source": "demo", "fetch": {"max_wait_seconds": bad}}, schema)
-        assert problem is not None and problem[0] == "fetch/max_wait_seconds"
+        assert problem is not None and problem[0] == "fetch.max_wait_seconds"
 
 
 # --- the whole workflow -------------------------------------------------------------------------------

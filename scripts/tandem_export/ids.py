@@ -23,9 +23,9 @@ UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-
 #: An accounts-sheet id: a letter or digit, then letters, digits, '-' or '_' (at most 64).
 ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: A calendar date as written in config values, target names and window names.
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: A fetched window: a cell of the 28-day grid, ``{first}_{last}``.
-GRID_WINDOW = re.compile(r"\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}")
+GRID_WINDOW = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: A raw-store window name of any source: a grid cell, or a saved file's ``{stem}-{12 hex digits}``.
 WINDOW = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 #: A normalised window table written by the normalize step: ``{window}.{16 hex digits}.parquet``.
