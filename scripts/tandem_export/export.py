@@ -76,8 +76,26 @@ def _file_metadata(path: str | Path) -> dict[str, str]:
     return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in kv.items()}
 
 
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP, "CSV Injection"):
+#: a text cell starting with one of them is written with a leading single quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _defused(text_sql: str) -> str:
+    """SQL of the text expression ``text_sql`` with a ``'`` put before a value starting as a formula."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
+    return f"CASE WHEN left({text_sql}, 1) IN ({starts}) THEN chr(39) || {text_sql} ELSE {text_sql} END"
+
+
 def _csv_column(name: str, typ: str) -> str:
-    """How a column is written to CSV: ISO 8601 times, lists and JSON as JSON text, BLOB as hex."""
+    """How a column is written to CSV: ISO 8601 times, lists and JSON as JSON text, BLOB as hex.
+
+    Text (VARCHAR, and the text of JSON, which may be a bare number such as ``-2``) starting with a
+    character of FORMULA_STARTS gets a leading ``'`` (OWASP's CSV-injection rule), so a spreadsheet
+    shows it as text instead of running it; other text is written unchanged.  The JSON of a list
+    always starts with ``[``, hex with a digit or A-F, and numbers, booleans, dates and times are
+    not text, so these are never changed.
+    """
     q = f'"{name}"'
     if typ == "TIMESTAMP WITH TIME ZONE":
         return f"strftime({q}, '%Y-%m-%dT%H:%M:%SZ') AS {q}"
@@ -87,6 +105,10 @@ def _csv_column(name: str, typ: str) -> str:
         return f"CAST(to_json({q}) AS VARCHAR) AS {q}"
     if typ == "BLOB":
         return f"hex({q}) AS {q}"
+    if typ == "VARCHAR":
+        return f"{_defused(q)} AS {q}"
+    if typ == "JSON":
+        return f"{_defused(f'CAST({q} AS VARCHAR)')} AS {q}"
     return q
 
 
