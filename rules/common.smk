@@ -183,6 +183,32 @@ def failed_accounts():
     return lines
 
 
+def current_settings():
+    """{folder under exports/: settings digest} of every current account ('' for the single
+    account's files, the id for a sheet account's, 'combined' for the combined exports).
+    """
+    current = {prefix.rstrip("/"): s.lineage for prefix, s in ACCOUNTS.items()}
+    if SHEET:
+        from tandem_export import export_manifest
+
+        current[cfg.COMBINED] = export_manifest.combined_settings(ALL_LINEAGES)
+    return current
+
+
+def write_manifest(complete):
+    """Write exports/MANIFEST.json (tandem_export.export_manifest) after a run that completed or
+    failed (``complete``); a warning when it cannot be written."""
+    from tandem_export import export_manifest as em
+
+    try:
+        em.write_manifest(current_settings(), complete)
+    except OSError as exc:
+        print(
+            f"Warning: could not write exports/{em.MANIFEST}: {exc}; free space or fix permissions, then run again",
+            file=sys.stderr,
+        )
+
+
 def release_exit():
     """Cancel Snakemake's job-rate timers so the finished run exits at once.
 

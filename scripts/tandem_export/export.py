@@ -119,8 +119,9 @@ def export_table(
     end: str | None,
     source: str,
     log: logging.Logger,
-) -> None:
-    """Write the rows of ``table`` (Parquet) whose pump-calendar date lies in [start, end].
+) -> int:
+    """Write the rows of ``table`` (Parquet) whose pump-calendar date lies in [start, end]; return
+    how many rows were written.
 
     ``table`` is one Parquet path, or for the combined exports a mapping account id -> Parquet
     path of the same table: the rows of every account together, with a first column
@@ -187,10 +188,12 @@ def export_table(
             out,
         )
     con.close()
+    return rows
 
 
-def export_database(tables: dict[str, str], out: str, source: str, log: logging.Logger) -> None:
-    """Write one DuckDB database file holding every table of ``tables`` (name -> Parquet), all rows.
+def export_database(tables: dict[str, str], out: str, source: str, log: logging.Logger) -> dict[str, int]:
+    """Write one DuckDB database file holding every table of ``tables`` (name -> Parquet), all rows;
+    return the rows of each table (name -> rows, in the order of ``tables``).
 
     Each table keeps its name, column names and types, with rows sorted as in the other exports;
     a small table ``export_info`` (key, value) says where the data came from (``source``), so demo
@@ -203,6 +206,7 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    counts: dict[str, int] = {}
     try:
         tmp = folder / target.name
         con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False, "threads": 1})
@@ -220,7 +224,7 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
                 keys = order_columns(names)
                 order = "" if stored_in_order(path, keys) else f" ORDER BY {', '.join(keys)}"
                 con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet({sql_str(path)}){order}')
-                rows = con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+                rows = counts[name] = con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
                 log.info("%s: %d rows", name, rows)
             con.sql("CREATE TABLE export_info (key VARCHAR, value VARCHAR)")
             con.executemany(
@@ -234,3 +238,4 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     log.info("%d tables -> %s", len(tables), out)
+    return counts
