@@ -34,8 +34,9 @@ onsuccess:
 
 onerror:
     release_exit()
-    # The manifest too (Snakemake has removed the outputs of the failed jobs).
-    write_manifest(complete=False)
+    # The manifest too (Snakemake has removed the outputs of the failed jobs), and, as the last
+    # console line, the exports still built from other settings than the current ones.
+    print_stale_exports_last(write_manifest(complete=False))
     # With an accounts sheet, name every account that did not complete and its first error; the
     # other accounts' jobs have run to the end (profiles/default sets keep-going).
     if SHEET:

@@ -197,16 +197,43 @@ def current_settings():
 
 def write_manifest(complete):
     """Write exports/MANIFEST.json (tandem_export.export_manifest) after a run that completed or
-    failed (``complete``); a warning when it cannot be written."""
+    failed (``complete``); return the names of the exports built from other settings than the
+    current ones (exports/...).  A manifest that cannot be written is a warning line.
+    """
     from tandem_export import export_manifest as em
 
+    current = current_settings()
+    entries = em.describe()
     try:
-        em.write_manifest(current_settings(), complete)
+        em.write_manifest(current, complete, entries=entries)
     except OSError as exc:
         print(
             f"Warning: could not write exports/{em.MANIFEST}: {exc}; free space or fix permissions, then run again",
             file=sys.stderr,
         )
+
+    def is_export(name):
+        return em.is_export_name(name, TABLES, FORMATS, cfg.DATABASE)
+
+    return em.stale_exports(entries, current, is_export)
+
+
+def print_stale_exports_last(stale):
+    """After a failed run, name the exports older than the current settings (``stale``) as the very
+    last console line: printed when the process exits, after Snakemake's own closing lines (the log
+    path, the elapsed time and the WorkflowError it prints after onerror).  Nothing when none.
+    """
+    from tandem_export import export_manifest
+
+    line = export_manifest.stale_line(stale)
+    if line is None:
+        return
+
+    def last_line():
+        sys.stdout.flush()
+        print(line, file=sys.stderr, flush=True)
+
+    atexit.register(last_line)
 
 
 def release_exit():

@@ -1,4 +1,5 @@
-"""exports/MANIFEST.json describes every export, checked against the files themselves."""
+"""exports/MANIFEST.json describes every export, checked against the files themselves; a failed run
+after a change of settings ends with one line naming the exports still built from the old ones."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -14,6 +16,7 @@ import pytest
 from conftest import copy_workflow, snakemake
 
 RANGE_EXPORT = "cgm_readings_2025-06-01_2025-06-07.csv"
+STALE_PREFIX = "exports older than the current settings (not rebuilt because the run failed): "
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +98,46 @@ def test_a_rerun_is_nothing_to_be_done_and_leaves_the_manifest_byte_identical(de
     assert {p: p.read_bytes() for p in exports} == exports
     assert target.read_bytes() == before and target.stat().st_mtime_ns == stamp
     assert "Nothing to be done" in (snakemake(demo, "-c1", "all").stderr)
+
+
+def last_line(proc) -> str:
+    return [line for line in proc.stderr.splitlines() if line.strip()][-1]
+
+
+def test_a_failed_run_after_a_settings_change_ends_naming_the_exports_left_older(demo, tmp_path):
+    workdir = tmp_path / "wf"
+    shutil.copytree(demo, workdir, symlinks=True)
+    script = workdir / "scripts" / "build_events.py"
+    original = script.read_text()
+    script.write_text(original + '\nraise SystemExit("simulated failure")\n')
+    # The events job fails: events, raw_events and the database keep the old settings' rows; every
+    # other table is rebuilt (keep-going); the range export is not part of all.
+    failed = snakemake(workdir, "-c1", "all", "--config", "timezone=Europe/Berlin", check=False)
+    assert failed.returncode != 0
+    stale = [
+        f"exports/{RANGE_EXPORT}",
+        "exports/events.csv",
+        "exports/events.parquet",
+        "exports/raw_events.csv",
+        "exports/raw_events.parquet",
+        "exports/tandem.duckdb",
+    ]
+    want = STALE_PREFIX + ", ".join(stale[:3]) + " (+3 more); run again once the error above is fixed"
+    assert last_line(failed) == want, failed.stderr[-2000:]
+    m = manifest(workdir)
+    assert m["run"] == "failed"
+    older = sorted(f"exports/{f['path']}" for f in m["files"] if f["settings"] != m["settings"][""])
+    assert older == stale
+    # Fixed and run again: nothing is older except the range export (not asked for), and a failure
+    # with unchanged settings names nothing.
+    script.write_text(original)
+    snakemake(workdir, "-c1", "all", "--config", "timezone=Europe/Berlin")
+    m = manifest(workdir)
+    assert m["run"] == "complete"
+    assert [f["path"] for f in m["files"] if f["settings"] != m["settings"][""]] == [RANGE_EXPORT]
+    snakemake(workdir, "-c1", f"exports/{RANGE_EXPORT}", "--config", "timezone=Europe/Berlin")
+    script.write_text(original + '\nraise SystemExit("simulated failure")\n')
+    again = snakemake(workdir, "-c1", "all", "--config", "timezone=Europe/Berlin", "--forcerun", "events", check=False)
+    assert again.returncode != 0
+    assert STALE_PREFIX not in again.stderr
+    assert last_line(again) == "At least one job did not complete successfully."

@@ -211,9 +211,14 @@ def describe(exports: str | Path = "exports", data: str | Path = "data") -> list
 
 
 def write_manifest(
-    current: dict[str, str], complete: bool, exports: str | Path = "exports", data: str | Path = "data"
+    current: dict[str, str],
+    complete: bool,
+    exports: str | Path = "exports",
+    data: str | Path = "data",
+    entries: list[dict] | None = None,
 ) -> list[dict]:
-    """Write ``exports/MANIFEST.json`` describing every file under ``exports`` (:func:`describe`).
+    """Write ``exports/MANIFEST.json`` describing every file under ``exports`` (``entries``, by
+    default :func:`describe`).
 
     ``current`` maps each account's folder under exports/ ('' for the single-account files,
     'combined' for the combined ones) to its current settings digest; ``complete`` says whether the
@@ -221,7 +226,8 @@ def write_manifest(
     (a run that changed nothing leaves it as it was, to the byte and the mtime).  Returns the entries.
     Raises OSError when it cannot be written.
     """
-    entries = describe(exports, data)
+    if entries is None:
+        entries = describe(exports, data)
     body = {
         "producer": PRODUCER,
         "run": "complete" if complete else "failed",
@@ -239,3 +245,42 @@ def write_manifest(
         with atomic_path(target) as tmp:
             tmp.write_text(text, encoding="utf-8")
     return entries
+
+
+def _folder(path: str) -> str:
+    return path.split("/", 1)[0] if "/" in path else ""
+
+
+def is_export_name(name: str, tables: tuple[str, ...], formats: tuple[str, ...], database: str) -> bool:
+    """Whether ``name`` (a file name) is one the export rules write: ``{table}.{fmt}``,
+    ``{table}_{start}_{end}.{fmt}`` or the database."""
+    if name == database:
+        return True
+    stem, _, fmt = name.rpartition(".")
+    match = _RANGE.match(stem)
+    return fmt in formats and (match["table"] if match else stem) in tables
+
+
+def stale_exports(entries: list[dict], current: dict[str, str], is_export) -> list[str]:
+    """``exports/<path>`` of every export of ``entries`` (:func:`describe`) in a folder of ``current``
+    (folder -> current settings digest) whose recorded settings differ from the current ones or are
+    unknown, sorted.  Files whose name ``is_export`` rejects, and folders of no current account,
+    are left out."""
+    stale = []
+    for e in entries:
+        folder = _folder(e["path"])
+        if folder in current and is_export(e["path"].rsplit("/", 1)[-1]) and e["settings"] != current[folder]:
+            stale.append(f"exports/{e['path']}")
+    return sorted(stale)
+
+
+def stale_line(stale: list[str], shown: int = 3) -> str | None:
+    """The console line naming the exports a failed run left older than the current settings
+    (at most ``shown`` by name, then how many more), or None when there are none."""
+    if not stale:
+        return None
+    more = f" (+{len(stale) - shown} more)" if len(stale) > shown else ""
+    return (
+        "exports older than the current settings (not rebuilt because the run failed): "
+        f"{', '.join(stale[:shown])}{more}; run again once the error above is fixed"
+    )
