@@ -27,10 +27,16 @@ rule all:
 
 onsuccess:
     release_exit()
+    # exports/MANIFEST.json: every file under exports/ (a run with "Nothing to be done" runs no
+    # handler: the manifest stays as the last run wrote it, and so do the files).
+    write_manifest(complete=True)
 
 
 onerror:
     release_exit()
+    # The manifest too (Snakemake has removed the outputs of the failed jobs), and, as the last
+    # console line, the exports still built from other settings than the current ones.
+    print_stale_exports_last(write_manifest(complete=False))
     # With an accounts sheet, name every account that did not complete and its first error; the
     # other accounts' jobs have run to the end (profiles/default sets keep-going).
     if SHEET:

@@ -180,6 +180,59 @@ def failed_accounts():
     return lines
 
 
+def current_settings():
+    """{folder under exports/: settings digest} of every current account ('' for the single
+    account's files, the id for a sheet account's, 'combined' for the combined exports).
+    """
+    current = {prefix.rstrip("/"): s.lineage for prefix, s in ACCOUNTS.items()}
+    if SHEET:
+        from tandem_export import export_manifest
+
+        current[cfg.COMBINED] = export_manifest.combined_settings(ALL_LINEAGES)
+    return current
+
+
+def write_manifest(complete):
+    """Write exports/MANIFEST.json (tandem_export.export_manifest) after a run that completed or
+    failed (``complete``); return the names of the exports built from other settings than the
+    current ones (exports/...).  A manifest that cannot be written is a warning line.
+    """
+    from tandem_export import export_manifest as em
+
+    current = current_settings()
+    entries = em.describe()
+    try:
+        em.write_manifest(current, complete, entries=entries)
+    except OSError as exc:
+        print(
+            f"Warning: could not write exports/{em.MANIFEST}: {exc}; free space or fix permissions, then run again",
+            file=sys.stderr,
+        )
+
+    def is_export(name):
+        return em.is_export_name(name, TABLES, FORMATS, cfg.DATABASE)
+
+    return em.stale_exports(entries, current, is_export)
+
+
+def print_stale_exports_last(stale):
+    """After a failed run, name the exports older than the current settings (``stale``) as the very
+    last console line: printed when the process exits, after Snakemake's own closing lines (the log
+    path, the elapsed time and the WorkflowError it prints after onerror).  Nothing when none.
+    """
+    from tandem_export import export_manifest
+
+    line = export_manifest.stale_line(stale)
+    if line is None:
+        return
+
+    def last_line():
+        sys.stdout.flush()
+        print(line, file=sys.stderr, flush=True)
+
+    atexit.register(last_line)
+
+
 def release_exit():
     """Cancel Snakemake's job-rate timers so the finished run exits at once.
 

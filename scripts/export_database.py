@@ -1,14 +1,25 @@
-"""Rule database: every table, all rows, in one DuckDB file (exports/tandem.duckdb)."""
+"""Rule database: every table, all rows, in one DuckDB file (exports/tandem.duckdb), recorded for
+exports/MANIFEST.json (tandem_export.export_manifest)."""
 
 from pathlib import Path
 
-from tandem_export import export, runlog
+from tandem_export import export, export_manifest, runlog
 
 
 def body(log):
-    paths = snakemake.input.tables  # noqa: F821
+    paths, p, out = snakemake.input.tables, snakemake.params, snakemake.output[0]  # noqa: F821
     tables = {Path(path).stem: path for path in ([paths] if isinstance(paths, str) else paths)}
-    export.export_database(tables, snakemake.output[0], snakemake.params.source, log)  # noqa: F821
+    counts = export.export_database(tables, out, p.source, log)
+    export_manifest.record_export(
+        out,
+        table=None,
+        start=None,
+        end=None,
+        source=p.source,
+        settings=p.lineage,
+        rows=sum(counts.values()),
+        tables=counts,
+    )
 
 
 runlog.run(snakemake, "database", body)  # noqa: F821

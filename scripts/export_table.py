@@ -1,7 +1,10 @@
 """Rules export, export_tables and export_range, and with an accounts sheet their _combined forms:
-COPY each table, for one date range, to each output file (Parquet or CSV, by its extension)."""
+COPY each table, for one date range, to each output file (Parquet or CSV, by its extension), and
+record each file for exports/MANIFEST.json (tandem_export.export_manifest)."""
 
-from tandem_export import export, runlog
+from pathlib import Path
+
+from tandem_export import export, export_manifest, runlog
 
 
 def body(log):
@@ -16,7 +19,17 @@ def body(log):
         paths = inputs[i * per_table : (i + 1) * per_table]
         table = dict(zip(accounts, paths, strict=True)) if accounts != [None] else paths[0]
         for out in outputs[i * per_out : (i + 1) * per_out]:
-            export.export_table(table, out, p.start, p.end, p.source, log)
+            rows = export.export_table(table, out, p.start, p.end, p.source, log)
+            export_manifest.record_export(
+                out,
+                table=Path(paths[0]).stem,
+                start=p.start,
+                end=p.end,
+                source=p.source,
+                settings=p.lineage,
+                rows=rows,
+                accounts=None if accounts == [None] else accounts,
+            )
 
 
 runlog.run(snakemake, "export", body)  # noqa: F821

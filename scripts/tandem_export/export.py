@@ -76,8 +76,26 @@ def _file_metadata(path: str | Path) -> dict[str, str]:
     return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in kv.items()}
 
 
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP, "CSV Injection"):
+#: a text cell starting with one of them is written with a leading single quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _defused(text_sql: str) -> str:
+    """SQL of the text expression ``text_sql`` with a ``'`` put before a value starting as a formula."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_STARTS)
+    return f"CASE WHEN left({text_sql}, 1) IN ({starts}) THEN chr(39) || {text_sql} ELSE {text_sql} END"
+
+
 def _csv_column(name: str, typ: str) -> str:
-    """How a column is written to CSV: ISO 8601 times, lists and JSON as JSON text, BLOB as hex."""
+    """How a column is written to CSV: ISO 8601 times, lists and JSON as JSON text, BLOB as hex.
+
+    Text (VARCHAR, and the text of JSON, which may be a bare number such as ``-2``) starting with a
+    character of FORMULA_STARTS gets a leading ``'`` (OWASP's CSV-injection rule), so a spreadsheet
+    shows it as text instead of running it; other text is written unchanged.  The JSON of a list
+    always starts with ``[``, hex with a digit or A-F, and numbers, booleans, dates and times are
+    not text, so these are never changed.
+    """
     q = f'"{name}"'
     if typ == "TIMESTAMP WITH TIME ZONE":
         return f"strftime({q}, '%Y-%m-%dT%H:%M:%SZ') AS {q}"
@@ -87,6 +105,10 @@ def _csv_column(name: str, typ: str) -> str:
         return f"CAST(to_json({q}) AS VARCHAR) AS {q}"
     if typ == "BLOB":
         return f"hex({q}) AS {q}"
+    if typ == "VARCHAR":
+        return f"{_defused(q)} AS {q}"
+    if typ == "JSON":
+        return f"{_defused(f'CAST({q} AS VARCHAR)')} AS {q}"
     return q
 
 
@@ -97,8 +119,9 @@ def export_table(
     end: str | None,
     source: str,
     log: logging.Logger,
-) -> None:
-    """Write the rows of ``table`` (Parquet) whose pump-calendar date lies in [start, end].
+) -> int:
+    """Write the rows of ``table`` (Parquet) whose pump-calendar date lies in [start, end]; return
+    how many rows were written.
 
     ``table`` is one Parquet path, or for the combined exports a mapping account id -> Parquet
     path of the same table: the rows of every account together, with a first column
@@ -165,10 +188,12 @@ def export_table(
             out,
         )
     con.close()
+    return rows
 
 
-def export_database(tables: dict[str, str], out: str, source: str, log: logging.Logger) -> None:
-    """Write one DuckDB database file holding every table of ``tables`` (name -> Parquet), all rows.
+def export_database(tables: dict[str, str], out: str, source: str, log: logging.Logger) -> dict[str, int]:
+    """Write one DuckDB database file holding every table of ``tables`` (name -> Parquet), all rows;
+    return the rows of each table (name -> rows, in the order of ``tables``).
 
     Each table keeps its name, column names and types, with rows sorted as in the other exports;
     a small table ``export_info`` (key, value) says where the data came from (``source``), so demo
@@ -181,6 +206,7 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    counts: dict[str, int] = {}
     try:
         tmp = folder / target.name
         con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False, "threads": 1})
@@ -198,7 +224,7 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
                 keys = order_columns(names)
                 order = "" if stored_in_order(path, keys) else f" ORDER BY {', '.join(keys)}"
                 con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet({sql_str(path)}){order}')
-                rows = con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
+                rows = counts[name] = con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
                 log.info("%s: %d rows", name, rows)
             con.sql("CREATE TABLE export_info (key VARCHAR, value VARCHAR)")
             con.executemany(
@@ -212,3 +238,4 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     log.info("%d tables -> %s", len(tables), out)
+    return counts
