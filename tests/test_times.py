@@ -12,12 +12,14 @@ import datetime as dt
 import json
 import logging
 import struct
+from zoneinfo import ZoneInfo
 
 import hypothesis.strategies as st
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
-from tandem_export import tables
+from tandem_export import tables, times
 from tandem_export.normalize import normalize_file
 
 EPOCH = dt.datetime(2008, 1, 1)
@@ -333,3 +335,20 @@ def test_utc_never_goes_backwards_with_random_clock_changes(tmp_path_factory, pl
     assert shifts == {h.wall - h.true}
     ordered = [rows[s]["timestamp"] for s in sorted(rows)]
     assert all(a <= b for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+def test_clock_changes_that_would_place_records_outside_any_calendar_are_not_reliable():
+    # 3,000 recorded date changes of +49,710 days each (the most a date-changed record can hold):
+    # walking back through them puts the earlier records 408,000 years before the last one. No pump
+    # clock (uint32 seconds from 2008) can have logged that: those records are not reliable and
+    # carry offset 0. The last change and the last record (the anchor) have no change after them and are
+    # placed normally; the change before the last would put its record 136 years later, in 2161.
+    n = 3000
+    seq = np.arange(n + 1)
+    wall = np.full(n + 1, 552_182_400)  # 2025-07-01 00:00:00 on the pump clock
+    event_id = np.array([14] * n + [279])
+    change = np.array([49_710 * 86_400] * n + [0])
+    result = times.pump_times(seq, wall, event_id, change, ZoneInfo("UTC"))
+    assert not result.reliable[: n - 1].any() and result.reliable[n - 1 :].all()
+    assert (result.offset_s == 0).all()
+    assert any("before 2008 or after 2144" in note for note in result.notes)

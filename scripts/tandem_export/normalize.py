@@ -313,8 +313,57 @@ def normalize_store(
     }
     with atomic_path(index_out) as tmp:
         tmp.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+    for line in _shrunk_saved_files(out_dir, windows, targets):
+        log.warning("%s", line)
     _remove_stale_tables(out_dir, {t.name for t in targets})
     return stats  # type: ignore[return-value]
+
+
+_SAVED_COPY = re.compile(r"(?P<stem>.+)-(?P<hash>[0-9a-f]{12})")
+
+
+def _shrunk_saved_files(out_dir: Path, windows: list[WindowSpec], targets: list[Path]) -> list[str]:
+    """One line per saved file whose new content lacks events of its earlier copy.
+
+    A saved file's raw copy is named ``{stem}-{12 hex digits of its hash}`` (config._file_entries), so
+    a file that changed has a new window and its earlier copy's table is stale here.  The events of
+    that earlier copy (identity: sequence_group, seq_num) that the new one lacks would drop out of
+    every table without a word; the line gives their number and dates, and how to keep them.
+    """
+    current = {t.name for t in targets}
+    stale: dict[str, list[Path]] = {}
+    for table in out_dir.glob("*.parquet"):
+        match = ids.WINDOW_TABLE.fullmatch(table.name)
+        copy = _SAVED_COPY.fullmatch(match["window"]) if match else None
+        if copy and table.name not in current:
+            stale.setdefault(copy["stem"], []).append(table)
+    by_stem: dict[str, list[tuple[WindowSpec, Path]]] = {}
+    for spec, target in zip(windows, targets, strict=True):
+        copy = _SAVED_COPY.fullmatch(spec.window)
+        if copy is not None and stale.get(copy["stem"]):
+            by_stem.setdefault(copy["stem"], []).append((spec, target))
+    out = []
+    for stem, now in by_stem.items():
+        have: set = set()
+        for _, target in now:
+            table = pq.read_table(target, columns=["sequence_group", "seq_num"])
+            have |= set(zip(table["sequence_group"].to_pylist(), table["seq_num"].to_pylist(), strict=True))
+        names = {spec.window for spec, _ in now}
+        spec = now[0][0]
+        for earlier in sorted(stale[stem]):
+            old_window = ids.WINDOW_TABLE.fullmatch(earlier.name)["window"]
+            if old_window in names:
+                continue  # the same content, decoded by another version of the decoder
+            before = pq.read_table(earlier, columns=["sequence_group", "seq_num", "pump_time"]).to_pylist()
+            lost = [r for r in before if (r["sequence_group"], r["seq_num"]) not in have]
+            if lost:
+                days = sorted(r["pump_time"].date() for r in lost)
+                out.append(
+                    f"{spec.label}: its new content lacks {len(lost)} event(s) of the copy imported earlier "
+                    f"({days[0]} to {days[-1]}), which are no longer in the tables; to keep them, list the earlier "
+                    f"copy too: {spec.raw.parent / (old_window + spec.raw.suffix)}"
+                )
+    return out
 
 
 def _remove_stale_tables(out_dir: Path, keep: set[str]) -> None:

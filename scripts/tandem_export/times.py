@@ -46,6 +46,8 @@ RESET_DAYS = 365
 RECORDED_CHANGES = "recorded_changes"
 FOLLOWS_ZONE = "follows_zone"
 CLOCK_EVENT_IDS = (13, 14)
+#: The pump clock counts uint32 seconds from 2008-01-01 (pump-event-layouts.md, header bytes 2-5).
+PUMP_CLOCK_REACH_S = 2**32
 
 
 @dataclass
@@ -173,6 +175,17 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
                 f"{int(outside.sum())} record(s) logged while the clock was reset (from sequence {seq[b]}) do not fit "
                 "between their neighbours once corrected; left out of the analysis tables"
             )
+    # An instant no pump clock can have logged (before 2008, the pump clock's epoch, less a day; or
+    # beyond its reach, 2^32 seconds later) comes only from impossible clock changes: not reliable,
+    # and read with offset 0, so that no later step computes an instant outside any calendar.
+    impossible = (utc < -DAY) | (utc > PUMP_CLOCK_REACH_S)
+    if impossible.any():
+        result.reliable[impossible] = False
+        result.offset_s[impossible] = 0
+        result.notes.append(
+            f"{int(impossible.sum())} record(s) would be placed before 2008 or after 2144 by their clock changes; "
+            "left out of the analysis tables"
+        )
     if not any(c.kind in ("zone", "reset") for c in result.changes):
         note = _never_changed_note(zone, utc if result.reliable.all() else utc[result.reliable], anchor_offset)
         if note:
