@@ -146,7 +146,9 @@ def run_saved(tmp_path: Path, content: bytes, name: str):
     text = proc.stdout + proc.stderr
     assert "Traceback" not in text and 'File "' not in proc.stderr, text[-3000:]
     new = {p for p in tmp_path.rglob("*")} - outside
-    assert all(p.is_relative_to(workdir) for p in new), sorted(map(str, new - {p for p in new if p.is_relative_to(workdir)}))
+    assert all(p.is_relative_to(workdir) for p in new), sorted(
+        map(str, new - {p for p in new if p.is_relative_to(workdir)})
+    )
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if "ERROR:" in line or "Configuration error:" in line]
         assert proc.returncode == 1 and len(errors) == 1 and name in errors[0], text[-3000:]
