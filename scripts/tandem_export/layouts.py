@@ -999,6 +999,9 @@ EVENTS: tuple[Event, ...] = (
             _f("SessionDuration", 11, "u8", "session_duration_days"),
         ),
     ),
+    # 447: pumpX2's CgmStopSessionG7HistoryLog reads the code, reason and duration at our 14, 13 and 12;
+    # no captured record settles it (pumpX2's older G6 parsers made the same shift, which real G6
+    # records refuted), so the layout table's offsets are kept.
     Event(
         447,
         "cgm_stop_session_g7",
@@ -1012,6 +1015,8 @@ EVENTS: tuple[Event, ...] = (
     ),
     Event(460, "cgm_alert_activated_fsl2", _CGM_LIBRE_HEAD + _alert("CGM_ALERTS", "DalertID", 3, "u8", _FAULT)),
     Event(461, "cgm_alert_cleared_fsl2", _CGM_LIBRE_HEAD + _alert("CGM_ALERTS", "DalertID", 3, "u8")),
+    # 477 and 486: pumpX2 puts the duration and reason at our 11 and 10 and a u32 duration in
+    # seconds at 12; neither side has a captured record, so the layout table's offsets are kept.
     Event(
         477,
         "cgm_join_session_fsl3",
