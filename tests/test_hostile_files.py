@@ -85,7 +85,7 @@ def events(draw) -> list:
     out = []
     for seq in range(draw(st.integers(1, 30))):
         code = draw(st.sampled_from(sorted(KEYS)))
-        props = {k: draw(NUMBERS if draw(st.booleans()) else ANY) for k in KEYS[code] if draw(st.booleans())}
+        props = {k: draw(NUMBERS if draw(st.integers(0, 3)) else ANY) for k in KEYS[code] if draw(st.integers(0, 3))}
         event = {
             "eventCode": code,
             "sequenceGroup": 1,

@@ -133,3 +133,19 @@ def test_a_saved_file_that_lost_events_says_so_and_how_to_keep_them(tmp_path):
     _, proc = run(tmp_path, [saved, earlier_copy])
     assert sorted(r["seq_num"] for r in table(workdir, "cgm_readings")) == [1, 2, 3, 4, 5, 6, 7]
     assert "lacks" not in proc.stderr
+
+
+def test_a_bolus_whose_parts_add_up_to_more_than_the_max_bolus_is_no_delivery(tmp_path):
+    # A bolus (id 7) completed with 20 U now (20) and 10 U extended (21): 30 U, more than any bolus
+    # can deliver (25 U); a second bolus (id 8) with 3 + 2 U is delivered as 5 U.
+    def completed(code, seq, minute, bolus_id, units):
+        props = {"bolusId": bolus_id, "completionStatus": 3, "insulinDelivered": units, "insulinRequested": units}
+        return event(code, seq, f"2025-06-01T11:{minute:02d}:00", props)
+
+    events = [completed(20, 1, 0, 7, 20.0), completed(21, 2, 30, 7, 10.0)]
+    events += [completed(20, 3, 40, 8, 3.0), completed(21, 4, 50, 8, 2.0)]
+    saved = tmp_path / "saved.json"
+    saved.write_text(json.dumps({"events": events, "clockChanges": []}))
+    workdir, _ = run(tmp_path, [saved], "exports/bolus_deliveries.parquet", "exports/daily_summary.parquet")
+    assert {r["bolus_id"]: r["delivered_units"] for r in table(workdir, "bolus_deliveries")} == {7: None, 8: 5.0}
+    assert table(workdir, "daily_summary")[0]["bolus_units"] == 5.0

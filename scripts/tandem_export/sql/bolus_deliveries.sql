@@ -48,7 +48,10 @@ SELECT
     requested_at,
     completed_at,
     coalesce(total_requested, completion_requested) AS requested_units,
-    coalesce(completion_delivered, delivery_delivered) AS delivered_units,
+    -- A bolus delivers at most 25 U, its extended part included (layouts.BOLUS_U, the largest Max
+    -- Bolus): parts that add up to more cannot be one bolus, and are no delivery.
+    CASE WHEN coalesce(completion_delivered, delivery_delivered) <= 25
+         THEN coalesce(completion_delivered, delivery_delivered) END AS delivered_units,
     food_units,
     correction_units,
     carbs_g,
