@@ -119,7 +119,9 @@ def normalize_inputs(wildcards):
         return [f"data/{wildcards.acct}fetch/manifest.json"]
     if account(wildcards).source == "file":
         return ["data/imported/files.json"]
-    return [RAW[key].path for key in sorted(RAW)]
+    # In the order the config lists them (the demo: window order): the first listed wins when two
+    # hold the same event with other contents.
+    return [RAW[key].path for key in RAW]
 
 
 def raw_windows(wildcards):
@@ -134,7 +136,7 @@ def raw_windows(wildcards):
             RAW[(store, window)].pump_serial,
             RAW[(store, window)].origin,
         )
-        for store, window in sorted(RAW)
+        for store, window in RAW  # in the order listed (see normalize_inputs)
     ]
 
 

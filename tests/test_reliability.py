@@ -172,20 +172,34 @@ def _file_workflow(tmp_path, events: list[dict], name: str = "saved.json") -> tu
     return workdir, ["--config", "source=file", f"files=[{saved}]", "file_pump_serial=12345678", "timezone=UTC"]
 
 
-def test_repeated_sequence_numbers_keep_the_first_and_report(tmp_path):
+@pytest.mark.parametrize("order", ["ab", "ba"])
+def test_repeated_sequence_numbers_keep_the_first_listed_and_report(tmp_path, order):
+    # b.json comes first in the raw store's name order; the files are listed a, b or b, a: the
+    # event seq 2 (800 mU/h in a.json, 1500 in b.json) is kept from the file listed first.
     workdir = copy_workflow(tmp_path / "wf")
-    a, b = tmp_path / "a.json", tmp_path / "b.json"
-    a.write_text(json.dumps({"events": [basal(1, "2025-01-01T10:00:00", 800), basal(2, "2025-01-01T10:05:00", 800)]}))
-    b.write_text(json.dumps({"events": [basal(2, "2025-01-01T10:05:00", 1500), basal(3, "2025-01-01T10:10:00", 800)]}))
-    files = f"files=[{a},{b}]"
+    saved = {
+        "a": tmp_path / "z-a.json",
+        "b": tmp_path / "b.json",
+    }
+    saved["a"].write_text(
+        json.dumps({"events": [basal(1, "2025-01-01T10:00:00", 800), basal(2, "2025-01-01T10:05:00", 800)]})
+    )
+    saved["b"].write_text(
+        json.dumps({"events": [basal(2, "2025-01-01T10:05:00", 1500), basal(3, "2025-01-01T10:10:00", 800)]})
+    )
+    files = "files=[" + ",".join(str(saved[k]) for k in order) + "]"
     proc = snakemake(
         workdir, "-c1", "all", "--config", "source=file", files, "file_pump_serial=12345678", "timezone=UTC"
     )
-    assert "1 event identities appear with different contents" in proc.stderr
+    first, other = ("z-a", "b") if order == "ab" else ("b", "z-a")
+    assert "1 event identities appear with different contents in different windows; the window listed first" in (
+        proc.stderr
+    )
+    assert f"1 of {first}-" in proc.stderr and f"kept over {other}-" in proc.stderr
     rows = pq.read_table(workdir / "exports" / "basal_deliveries.parquet").to_pylist()
-    # Windows are read in the order the raw store names them; the kept row is that window's.
     assert [r["seq_num"] for r in rows] == [1, 2, 3]
-    assert len({r["commanded_rate_units_per_hour"] for r in rows if r["seq_num"] == 2}) == 1
+    kept = next(r["commanded_rate_units_per_hour"] for r in rows if r["seq_num"] == 2)
+    assert kept == (0.8 if order == "ab" else 1.5)
 
 
 def test_damaged_raw_store_file_is_detected_by_name(tmp_path):

@@ -352,3 +352,34 @@ def test_clock_changes_that_would_place_records_outside_any_calendar_are_not_rel
     assert not result.reliable[: n - 1].any() and result.reliable[n - 1 :].all()
     assert (result.offset_s == 0).all()
     assert any("before 2008 or after 2144" in note for note in result.notes)
+
+
+def test_one_record_dated_far_ahead_is_an_outlier_not_a_clock_reset(tmp_path):
+    # A day of 5-minute records in Berlin summer time (UTC+2), one of which carries 2026-01-10 (a
+    # corrupted or mistyped time, no recorded change). Only that record is left out; every other
+    # keeps its true instant (the anchor is the last record, in June: offset +120 minutes).
+    history = History("2025-06-10 00:00:00", "2025-06-09 22:00:00").tick(150)
+    _, seq_out, _, fields = history.records[100]
+    history.records[100] = (279, seq_out, dt.datetime(2026, 1, 10), fields)
+    for form in ("bin", "json"):
+        (tmp_path / form).mkdir()
+        rows, _, log = place(tmp_path / form, history, "Europe/Berlin", form)
+        reliable = {s for s, r in rows.items() if r["time_reliable"]}
+        assert reliable == set(history.truth) - {seq_out}
+        for s in reliable:
+            assert rows[s]["timestamp"].replace(tzinfo=None) == history.truth[s], s
+        assert "1 record(s) carry a time more than a day ahead of the records around them" in log
+        assert "clock reset" not in log
+
+
+def test_an_unrecorded_step_back_of_hours_is_reported():
+    # The clock goes back 23 h 55 min between two records with no recorded change: not a reset (under
+    # a day), but the records around it overlap in time, and the run says so.
+    seq = np.arange(6)
+    wall = np.array([0, 300, 600, 600 - 86_100, 900 - 86_100, 1200 - 86_100]) + 552_182_400
+    result = times.pump_times(seq, wall, np.full(6, 279), np.zeros(6, dtype=np.int64), ZoneInfo("UTC"))
+    assert result.reliable.all()
+    assert any(
+        "went back 1 time(s) by more than an hour without a recorded change (first by 23.9 h at sequence 3)" in note
+        for note in result.notes
+    ), result.notes

@@ -149,3 +149,62 @@ def test_a_bolus_whose_parts_add_up_to_more_than_the_max_bolus_is_no_delivery(tm
     workdir, _ = run(tmp_path, [saved], "exports/bolus_deliveries.parquet", "exports/daily_summary.parquet")
     assert {r["bolus_id"]: r["delivered_units"] for r in table(workdir, "bolus_deliveries")} == {7: None, 8: 5.0}
     assert table(workdir, "daily_summary")[0]["bolus_units"] == 5.0
+
+
+def test_a_replayed_stretch_of_history_is_not_basal_twice(tmp_path):
+    # Twelve basal records at 0.8 U/h, 10:00-10:55, then the same twelve again under new sequence
+    # numbers (the clock went back 55 minutes without a recorded change): the pump delivered each
+    # instant once, 0.8 U/h for 12 x 5 minutes = 0.8 U, not 1.6 U; the console says the clock went back.
+    first = [basal(1 + i, 5 * i, 800) for i in range(12)]
+    replay = [basal(13 + i, 5 * i, 800) for i in range(12)]
+    saved = tmp_path / "replay.json"
+    saved.write_text(json.dumps({"events": first + replay, "clockChanges": []}))
+    workdir, proc = run(tmp_path, [saved], "exports/daily_summary.parquet")
+    day = table(workdir, "daily_summary")[0]
+    assert day["basal_records"] == 24
+    assert abs(day["basal_units"] - 0.8) < 1e-12
+    assert "the pump clock went back 1 time(s) by more than an hour" not in proc.stderr  # 55 minutes: under an hour
+
+
+def test_a_measured_time_that_cannot_be_the_readings_time_is_invalid(tmp_path):
+    # Readings logged on 2025-06-01 at 10:MM:05 whose EGV time is the logged time less 125 s
+    # (fine), 20 hours (a backfill: fine), 400 days later, ten years earlier, 1 s after 2008-01-01 and
+    # the last second the pump clock can count: the last four are no reading, at the logged time.
+    logged = 549_590_400 + 36_000  # 2025-06-01 10:00:00 in pump seconds (see cgm())
+    offsets = [-125, -20 * 3600, 400 * 86_400, -3652 * 86_400]  # from each record's own time, 10:MM:05
+    stamps = [logged + 5 * seq * 60 + 5 + o for seq, o in enumerate(offsets, start=1)] + [1, 0xFFFF_FFFE]
+    events = []
+    for seq, stamp in enumerate(stamps, start=1):
+        reading = cgm(seq, 5 * seq, 150)
+        reading["eventProperties"]["egvTimeStamp"] = stamp
+        events.append(reading)
+    saved = tmp_path / "egv.json"
+    saved.write_text(json.dumps({"events": events, "clockChanges": []}))
+    workdir, proc = run(tmp_path, [saved])
+    rows = {r["seq_num"]: r for r in table(workdir, "cgm_readings")}
+    assert [(rows[s]["glucose_mg_dl"], rows[s]["glucose_status"]) for s in range(1, 7)] == [(150, "ok")] * 2 + [
+        (None, "invalid")
+    ] * 4
+    assert str(rows[1]["pump_time"]) == "2025-06-01 10:03:00"  # 125 s before 10:05:05
+    assert str(rows[2]["pump_time"]) == "2025-05-31 14:10:05"  # 20 hours before 10:10:05
+    for s in range(3, 7):
+        assert rows[s]["pump_time"] == rows[s]["logged_pump_time"]
+    assert "cgm_readings: 4 CGM reading(s) are 'invalid'" in proc.stderr
+
+
+def test_a_bolus_that_delivered_more_than_it_requested_is_no_delivery(tmp_path):
+    # Bolus 108: the calculator's total is 5 U (66), the completion says 24.9 U delivered (20): no
+    # delivery can exceed its request. Bolus 109: 3 U requested, 3 U delivered.
+    def bolus(bolus_id, seq, total, delivered):
+        request = event(66, seq, "2025-06-01T12:00:00", {"bolusId": bolus_id, "totalBolusSize": total})
+        opened = event(64, seq - 1, "2025-06-01T12:00:00", {"bolusId": bolus_id, "carbAmount": 30})
+        done = event(20, seq + 1, "2025-06-01T12:05:00",
+                     {"bolusId": bolus_id, "completionStatus": 3, "insulinDelivered": delivered})  # fmt: skip
+        return [opened, request, done]
+
+    saved = tmp_path / "bolus.json"
+    saved.write_text(json.dumps({"events": bolus(108, 2, 5.0, 24.9) + bolus(109, 12, 3.0, 3.0), "clockChanges": []}))
+    workdir, proc = run(tmp_path, [saved], "exports/bolus_deliveries.parquet")
+    got = {r["bolus_id"]: (r["requested_units"], r["delivered_units"]) for r in table(workdir, "bolus_deliveries")}
+    assert got == {108: (5.0, None), 109: (3.0, 3.0)}
+    assert "bolus_deliveries: 1 completed bolus(es) carry no delivered amount" in proc.stderr

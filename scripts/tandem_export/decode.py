@@ -156,18 +156,36 @@ def _json_raw_expr(f: L.Field) -> str:
         others = ", ".join(f"json_extract(properties, '$.{k}')" for k in f.json_keys[1:])
         value = f"COALESCE({value}, {others})"
     if f.kind == "bits":
-        # A list of set bit indices: OR of 1 << index; a list holding anything but bit indices of
-        # the field's width is out of range (-1, refused by the field's range).
+        # A list of set bit indices: OR of 1 << index; a list holding anything but integer bit
+        # indices within the field's width is out of range (-1, refused by the field's range).
         width = 8 * L.TYPE_SIZES[f.type]
-        bits = f"TRY_CAST({value} AS BIGINT[])"
+        items = f"TRY_CAST({value} AS JSON[])"
+        bad = f"NOT ({_JSON_INTEGER.format(v='b')}) OR TRY_CAST(b AS BIGINT) NOT BETWEEN 0 AND {width - 1}"
         return (
             f"CASE WHEN json_type({value}) = 'ARRAY' THEN CASE"
-            f" WHEN {bits} IS NULL OR list_bool_or(list_transform({bits}, lambda b: b IS NULL OR b < 0 OR b >= {width}))"
-            f" THEN -1 WHEN len({bits}) = 0 THEN 0"
-            f" ELSE list_reduce(list_transform({bits}, lambda b: (1::BIGINT << b)), lambda a, b: a | b) END"
-            f" ELSE TRY_CAST({value} AS BIGINT) END"
+            f" WHEN list_bool_or(list_transform({items}, lambda b: {bad})) THEN -1 WHEN len({items}) = 0 THEN 0"
+            f" ELSE list_reduce(list_transform({items}, lambda b: (1::BIGINT << TRY_CAST(b AS BIGINT))),"
+            f" lambda a, b: a | b) END"
+            f" ELSE {_json_integer(value)} END"
         )
-    return f"TRY_CAST({value} AS {f.raw_type})"
+    if f.raw_type == "DOUBLE":
+        return f"CASE WHEN json_type({value}) IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN TRY_CAST({value} AS DOUBLE) END"
+    return _json_integer(value)
+
+
+#: SQL: whether the JSON value ``{v}`` is a JSON integer (not text, not a fraction).
+_JSON_INTEGER = "coalesce(json_type({v}) IN ('UBIGINT', 'BIGINT'), false)"
+
+
+def _json_integer(value: str) -> str:
+    """SQL of a JSON value as the integer it is: a JSON integer, or a number with no fraction
+    (``120.0``); anything else (text such as ``"120"`` or ``"0x78"``, a fraction such as 39.6, which
+    no integer field can hold) is NULL, a value of the wrong type."""
+    number = f"TRY_CAST({value} AS DOUBLE)"
+    return (
+        f"CASE WHEN {_JSON_INTEGER.format(v=value)} THEN TRY_CAST({value} AS BIGINT)"
+        f" WHEN json_type({value}) = 'DOUBLE' AND {number} = trunc({number}) THEN TRY_CAST({number} AS BIGINT) END"
+    )
 
 
 def pumplogs_base_select(events_relation: str, pump_serial_sql: str) -> str:

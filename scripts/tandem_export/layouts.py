@@ -389,12 +389,13 @@ DAILY_BASAL_U = (0.0, 375.0)
 #: One bolus: at most 25 U, the largest Max Bolus the t:slim X2 and Mobi allow (user guides,
 #: Personal Profiles > Max Bolus, 1-25 units).  Delivered and per-part amounts are bounded by it.
 BOLUS_U = (0.0, 25.0)
-#: Insulin the pump can hold, compute or have on board: one cartridge, "The total amount of insulin
-#: added to each cartridge should never exceed 300 units" (Tandem support, t:slim X2 cartridge
-#: article; Mobi cartridges hold 200 U).  Calculator amounts, fills and insulin on board.
+#: Insulin the pump can hold or have on board: one cartridge, "The total amount of insulin added to
+#: each cartridge should never exceed 300 units" (Tandem support, t:slim X2 cartridge article;
+#: Mobi cartridges hold 200 U).  Fills, cartridge amounts and insulin on board.
 CARTRIDGE_U = (0.0, 300.0)
-#: A correction can be negative (BG below target lowers a food bolus): as large as a cartridge.
-CORRECTION_U = (-300.0, 300.0)
+#: The bolus calculator's parts of one bolus are parts of at most one Max Bolus; a correction can
+#: be negative (BG below target lowers the food part).
+CORRECTION_U = (-25.0, 25.0)
 #: Extended bolus duration: "part of the bolus slowly over a period of up to 8 hours" (Tandem
 #: support, "How to deliver an extended bolus").
 EXTENDED_MINUTES = (0, 480)
@@ -494,7 +495,7 @@ _BOLUS_COMPLETED = (
     _f("CompletionStatus", 2, "u16", "completion_status", "enum", "bolus_completion"),
     _f("IOB", 4, "f32", "iob_units", valid=CARTRIDGE_U),
     _f("InsulinDelivered", 8, "f32", "insulin_delivered_units", valid=BOLUS_U),
-    _f("InsulinRequested", 12, "f32", "insulin_requested_units", valid=CARTRIDGE_U),
+    _f("InsulinRequested", 12, "f32", "insulin_requested_units", valid=BOLUS_U),
 )
 
 _SESSION_GX = (
@@ -676,9 +677,9 @@ EVENTS: tuple[Event, ...] = (
         "bolus_requested_msg3",
         (
             _f("BolusID", 2, "u16", "bolus_id"),
-            _f("FoodBolusSize", 4, "f32", "food_bolus_units", valid=CARTRIDGE_U),
+            _f("FoodBolusSize", 4, "f32", "food_bolus_units", valid=BOLUS_U),
             _f("CorrectionBolusSize", 8, "f32", "correction_bolus_units", valid=CORRECTION_U),
-            _f("TotalBolusSize", 12, "f32", "total_bolus_units", valid=CARTRIDGE_U),
+            _f("TotalBolusSize", 12, "f32", "total_bolus_units", valid=BOLUS_U),
         ),
     ),
     Event(

@@ -633,11 +633,24 @@ class _Decoder:
             " TRY_CAST(e.sequenceGroup AS BIGINT) AS sequence_group, TRY_CAST(e.sequenceNumber AS BIGINT) AS seq_num,"
             " TRY_CAST(e.eventCode AS INTEGER) AS event_id,"
             " epoch_us(TRY_CAST(replace(left(json_extract_string(CAST(e.pumpDateTime AS JSON), '$'), 19), 'T', ' ')"
-            f" AS TIMESTAMP)) AS pump_time, CAST(e.eventProperties AS JSON) AS properties, {_EVENT_PROBLEM} AS problem"
+            f" AS TIMESTAMP)) AS pump_time, CAST(e.eventProperties AS JSON) AS properties, {_EVENT_PROBLEM} AS problem,"
+            " CAST(e.deviceAssignmentId AS VARCHAR) AS assignment"
             f" FROM (SELECT w, obj, unnest(generate_series(1, len(l))) AS pos, unnest(l) AS e FROM ("
             f"SELECT w, obj, {events} AS l FROM jdocs))"
         )
         con.sql("DROP TABLE jdocs")
+        # One saved file is one pump's history (one serial): events of several pump assignments in
+        # one file would be merged under one serial and misplaced in time.
+        mixed = con.sql(
+            "SELECT w, count(DISTINCT assignment) FROM jraw WHERE assignment IS NOT NULL AND assignment <> 'null'"
+            " GROUP BY w HAVING count(DISTINCT assignment) > 1 ORDER BY w"
+        ).fetchall()
+        if mixed:
+            w, n = mixed[0]
+            raise InputError(
+                f"{items[w - 1].raw}: holds the events of {n} pump assignments (deviceAssignmentId); a saved file is "
+                "one pump's history: save each pump's events in a file of its own and give each its pump_serial"
+            )
         got = con.sql(
             "SELECT rowid AS row, w, obj, pos, sequence_group, seq_num, event_id, pump_time, properties, problem"
             " FROM jraw"
@@ -809,7 +822,7 @@ _EVENT_PROBLEM = _event_problem_sql("e")
 
 _EVENT_SPEC = (
     '{"eventCode": "JSON", "sequenceGroup": "JSON", "sequenceNumber": "JSON", "pumpDateTime": "JSON",'
-    ' "eventProperties": "JSON"}'
+    ' "eventProperties": "JSON", "deviceAssignmentId": "JSON"}'
 )
 _DOC_SPEC = '{"events": [' + _EVENT_SPEC + '], "clockChanges": [' + _EVENT_SPEC + "]}"
 
@@ -883,7 +896,8 @@ def _ascending(keys: tuple[np.ndarray, ...]) -> bool:
 
 
 def _count(items, win, eid, eid_ok, when, when_ok, identity, type_errors) -> np.ndarray:
-    """Fill every item's counts from the batch's rows (all of them, with or without identity).
+    """Fill every item's counts from the batch's rows (all of them, with or without identity; unknown
+    ids and times far off are counted among the rows with identity, which are kept).
 
     Returns, per item, how many rows have an unknown event id or a pump time more than a year in
     the future (or both: each row counted once), the measure of a file that is not pump history.
@@ -893,13 +907,14 @@ def _count(items, win, eid, eid_ok, when, when_ok, identity, type_errors) -> np.
     with_identity = np.bincount(win[identity], minlength=k)
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) + datetime.timedelta(days=366)
     limit = int(np.datetime64(now, "us").astype(np.int64))
-    in_future = when_ok & (when > limit)
+    # Counted among the events that are kept: those left out are counted by their reason.
+    in_future = identity & when_ok & (when > limit)
     future = np.bincount(win[in_future], minlength=k)
-    early = np.bincount(win[when_ok & (when < _EARLIEST_US)], minlength=k)
+    early = np.bincount(win[identity & when_ok & (when < _EARLIEST_US)], minlength=k)
     known = np.zeros(4096, dtype=bool)
     known[[e for e in L.EVENTS_BY_ID if e < 4096]] = True
     small = (eid >= 0) & (eid < 4096)
-    unknown = eid_ok & ~(small & known[np.where(small, eid, 0)])
+    unknown = identity & eid_ok & ~(small & known[np.where(small, eid, 0)])  # only events that are kept
     for it in items:
         it.stats.unknown_ids = {}
     for w, e in zip(win[unknown].tolist(), eid[unknown].tolist(), strict=True):

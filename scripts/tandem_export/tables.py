@@ -273,11 +273,18 @@ def place_events(
             len(windows),
             total if kept is None else len(kept),
         )
-        conflicts = _count_conflicts(con, keys, duplicated)
+        conflicts, pairs = _count_conflicts(con, keys, duplicated)
         if conflicts:
+            shown = "; ".join(
+                f"{n} of {_window_name(windows[a])} kept over {_window_name(windows[b])}" for a, b, n in pairs[:3]
+            )
+            more = f" (and {len(pairs) - 3} more pairs of windows)" if len(pairs) > 3 else ""
             log.warning(
-                "%d event identities appear with different contents in different windows; the first was kept",
+                "%d event identities appear with different contents in different windows; the window listed first "
+                "was kept: %s%s",
                 conflicts,
+                shown,
+                more,
             )
         offset, reliable, changes = _place_in_time(keys, kept, serial_names, timezone, pump_clock, log)
 
@@ -501,22 +508,43 @@ def _deduplicate(keys: dict[str, np.ndarray]) -> tuple[np.ndarray | None, tuple[
     return kept, duplicated
 
 
-def _count_conflicts(con, keys: dict[str, np.ndarray], duplicated: tuple[np.ndarray, np.ndarray]) -> int:
-    """Identities seen more than once whose rows differ in content (record type, time, payload)."""
+def _count_conflicts(
+    con, keys: dict[str, np.ndarray], duplicated: tuple[np.ndarray, np.ndarray]
+) -> tuple[int, list[tuple[int, int, int]]]:
+    """Identities seen more than once whose rows differ in content (record type, time, payload):
+    their number, and (kept window, other window, identities) for each pair of windows involved,
+    most identities first (the kept row is the one of the first window listed)."""
     rows, group = duplicated
     if not len(rows):
-        return 0
+        return 0, []
     con.register(
         "duplicated_rows",
         {"window_index": keys["window"][rows], "file_row_number": keys["row"][rows], "identity": group},
     )
+    pairs = con.sql("""
+        WITH d AS (
+            SELECT d.identity, w.window_index, hash(w.event_id, w.pump_time, w.properties, w.record) AS content
+            FROM windows w JOIN duplicated_rows d USING (window_index, file_row_number)
+        ),
+        conflicting AS (
+            SELECT identity, min(window_index) AS kept FROM d GROUP BY identity HAVING count(DISTINCT content) > 1
+        )
+        SELECT c.kept, d.window_index, count(DISTINCT c.identity) AS n
+        FROM conflicting c JOIN d USING (identity) WHERE d.window_index <> c.kept
+        GROUP BY ALL ORDER BY n DESC, c.kept, d.window_index
+        """).fetchall()
     count = con.sql("""
         SELECT count(*) FROM (
             SELECT d.identity FROM windows w JOIN duplicated_rows d USING (window_index, file_row_number)
             GROUP BY d.identity HAVING count(DISTINCT hash(w.event_id, w.pump_time, w.properties, w.record)) > 1)
         """).fetchall()[0][0]
     con.unregister("duplicated_rows")
-    return int(count)
+    return int(count), [(int(a), int(b), int(n)) for a, b, n in pairs]
+
+
+def _window_name(path: str) -> str:
+    """The raw-store window a normalised table holds (``{window}.{key}.parquet``)."""
+    return Path(path).name.split(".")[0]
 
 
 def _place_in_time(keys, kept, serial_names, timezone: str, pump_clock: str, log: logging.Logger):
@@ -901,6 +929,41 @@ def build_tables(
         _run_concurrently(pool, jobs, run)
     for name in outputs:
         log.info("%s: %d rows (%.2f s)", name, rows[name], seconds[name])
+    for line in table_warnings(outputs):
+        log.warning("%s", line)
+
+
+#: Rows a derived table keeps but marks as no reading or no delivery: (table, SQL count, message).
+_REFUSED_ROWS = (
+    (
+        "cgm_readings",
+        "glucose_status = 'invalid'",
+        "{n} CGM reading(s) are 'invalid' (glucose NULL, never a reading): their value was missing or outside "
+        "40-400 mg/dL, or their measured time lies more than 25 hours before or 10 minutes after the record",
+    ),
+    (
+        "bolus_deliveries",
+        "delivered_units IS NULL AND completion_status = 'completed'",
+        "{n} completed bolus(es) carry no delivered amount (NULL, never insulin): their parts add up to more than "
+        "25 U or to more than the total requested",
+    ),
+)
+
+
+def table_warnings(outputs: dict[str, str]) -> list[str]:
+    """One line per kind of row a derived table just written (name -> Parquet path) keeps only as
+    "no value" (see _REFUSED_ROWS), with how many."""
+    out = []
+    con = connect()
+    try:
+        for name, where, message in _REFUSED_ROWS:
+            if name in outputs:
+                n = con.sql(f"SELECT count(*) FROM read_parquet({sql_str(outputs[name])}) WHERE {where}").fetchall()
+                if n[0][0]:
+                    out.append(f"{name}: " + message.format(n=n[0][0]))
+    finally:
+        con.close()
+    return out
 
 
 def build_table(name: str, decoded: str, out: str, log: logging.Logger) -> None:

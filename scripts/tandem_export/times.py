@@ -122,10 +122,33 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
     if recorded:
         normal = np.flatnonzero(~is_change)
         v = wall[normal] + np.cumsum(delta[::-1])[::-1][normal]
-        pairs = [(int(normal[k]), int(normal[k + 1])) for k in np.flatnonzero(np.diff(v) < -DAY)]
-        del normal, v
     else:
-        pairs = [(int(k), int(k) + 1) for k in np.flatnonzero(np.diff(wall) < -DAY)]
+        normal = np.arange(n)
+        v = wall
+    jumps = np.diff(v)
+    # A record (or a short run of them) logged more than a day ahead of the records on both sides,
+    # which agree with each other, is an outlier (a mistyped or corrupted time), not a clock that
+    # restarted: it alone is left out, and the records after it keep their times.
+    outliers = _forward_spikes(v, jumps)
+    if outliers:
+        spiked = np.concatenate([normal[a : b + 1] for a, b in outliers])
+        result.reliable[spiked] = False
+        result.notes.append(
+            f"{len(spiked)} record(s) carry a time more than a day ahead of the records around them (from "
+            f"sequence {seq[spiked[0]]}); left out of the analysis tables"
+        )
+    ends = {b for _, b in outliers}
+    pairs = [(int(normal[k]), int(normal[k + 1])) for k in np.flatnonzero(jumps < -DAY) if int(k) not in ends]
+    # A smaller unrecorded backward step (over an hour, under a day) is no reset, but the records
+    # around it overlap in time: say so.
+    back = [int(k) for k in np.flatnonzero((jumps < -3600) & (jumps >= -DAY)) if int(k) not in ends]
+    if back:
+        hours = -jumps[back[0]] / 3600
+        result.notes.append(
+            f"the pump clock went back {len(back)} time(s) by more than an hour without a recorded change (first "
+            f"by {hours:.1f} h at sequence {seq[normal[back[0] + 1]]}); the records around it overlap in time"
+        )
+    del normal, v, jumps
     resets = []  # (jump index, previous normal index, first plausible index or None, correction indices)
     for a, b in pairs:
         # The first normal record after b that is plausible again; the changes before it correct the reset.
@@ -191,6 +214,38 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
         if note:
             result.notes.append(note)
     return result
+
+
+#: The longest run of records that can be taken as outliers ahead of their neighbours (a day of
+#: 5-minute records).
+MAX_SPIKE_RECORDS = 288
+
+
+def _forward_spikes(v: np.ndarray, jumps: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) positions in ``v`` of runs of records ahead of both neighbours by over a day.
+
+    ``v`` holds the normal records' times with the recorded changes taken out (see
+    :func:`pump_times`), ``jumps`` its differences.  A run from ``j`` to ``k`` qualifies when it is
+    entered by a forward jump of more than a day (``v[j] - v[j-1] > DAY``), left by a backward jump
+    of more than a day (``v[k+1] - v[k] < -DAY``), every record in it is more than a day ahead of
+    ``v[j-1]``, it is at most MAX_SPIKE_RECORDS long, and the record after it continues from the
+    record before it: no earlier than a day before ``v[j-1]`` and no later than a day plus 15 minutes
+    a record after it.
+    """
+    out = []
+    forward = np.flatnonzero(jumps > DAY)
+    for k in np.flatnonzero(jumps < -DAY).tolist():
+        entries = forward[forward < k + 1]
+        if not len(entries):
+            continue
+        j = int(entries[-1]) + 1  # the first record of the run
+        before, after = v[j - 1], v[k + 1]
+        length = k - j + 1
+        if length > MAX_SPIKE_RECORDS or np.any(v[j : k + 1] - before <= DAY):
+            continue
+        if before - DAY <= after <= before + DAY + 900 * (length + 1):
+            out.append((j, k))
+    return out
 
 
 def _follows_zone(wall: np.ndarray, zone: ZoneInfo) -> np.ndarray:

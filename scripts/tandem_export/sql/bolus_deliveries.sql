@@ -49,8 +49,10 @@ SELECT
     completed_at,
     coalesce(total_requested, completion_requested) AS requested_units,
     -- A bolus delivers at most 25 U, its extended part included (layouts.BOLUS_U, the largest Max
-    -- Bolus): parts that add up to more cannot be one bolus, and are no delivery.
+    -- Bolus), and never more than the calculator's total requested (66): parts that add up to more
+    -- cannot be one bolus, and are no delivery (NULL; counted in the derived tables' log).
     CASE WHEN coalesce(completion_delivered, delivery_delivered) <= 25
+              AND (total_requested IS NULL OR coalesce(completion_delivered, delivery_delivered) <= total_requested + 0.005)
          THEN coalesce(completion_delivered, delivery_delivered) END AS delivered_units,
     food_units,
     correction_units,

@@ -4,28 +4,46 @@
 -- High / low readings (beyond the sensor's 40-400 mg/dL range) carry 401 / 39; readings the
 -- sensor marks as not to be shown carry NULL with status 'unavailable'; a reading marked ok whose
 -- value the decoder refused (no value, or outside 40-400 mg/dL: see layouts.CGM_MG_DL) carries
--- NULL with status 'invalid', so that it never counts as a reading. The instant uses the UTC
+-- NULL with status 'invalid', so that it never counts as a reading (as does one whose measured time
+-- cannot be its time, below). The instant uses the UTC
 -- offset of the record that logged the reading (see times.py).
-WITH r AS (
+WITH e AS (
+    SELECT
+        *,
+        CASE WHEN egv_timestamp_seconds > 0
+             THEN TIMESTAMP '2008-01-01 00:00:00' + to_seconds(egv_timestamp_seconds) END AS egv_pump_time
+    FROM decoded
+    WHERE event_id IN (256, 399, 372, 480) AND time_reliable
+),
+-- A reading is measured before the pump logs it, by at most a day of backfill (Dexcom G7 fills in
+-- up to 24 hours, tandem-source-api.md's CGM notes: "sometimes hours later"): an EGV time more
+-- than 25 hours before the record or more than 10 minutes after it is not the reading's time; the
+-- reading is 'invalid' (NULL glucose, the time of the record) and counted in the log.
+m AS (
+    SELECT
+        *,
+        egv_pump_time IS NULL OR egv_pump_time BETWEEN pump_time - INTERVAL 25 HOUR
+                                                  AND pump_time + INTERVAL 10 MINUTE AS measured_in_time
+    FROM e
+),
+r AS (
     SELECT
         pump_serial,
         seq_num,
         CASE event_id WHEN 256 THEN 'dexcom_g6' WHEN 399 THEN 'dexcom_g7'
                       WHEN 372 THEN 'libre2' WHEN 480 THEN 'libre3' END AS sensor,
-        CASE WHEN egv_timestamp_seconds > 0
-             THEN TIMESTAMP '2008-01-01 00:00:00' + to_seconds(egv_timestamp_seconds)
-             ELSE pump_time END AS measured_pump_time,
+        CASE WHEN measured_in_time THEN coalesce(egv_pump_time, pump_time) ELSE pump_time END AS measured_pump_time,
         pump_time AS logged_pump_time,
         utc_offset_seconds,
-        CASE WHEN glucose_value_status IN ('high', 'low') THEN glucose_value_status
+        CASE WHEN NOT measured_in_time THEN 'invalid'
+             WHEN glucose_value_status IN ('high', 'low') THEN glucose_value_status
              WHEN glucose_value_status = 'ok' AND glucose_display_value_mg_dl IS NOT NULL THEN 'ok'
              WHEN glucose_value_status = 'ok' THEN 'invalid'
              ELSE 'unavailable' END AS glucose_status,
         glucose_display_value_mg_dl,
         rate_mg_dl_per_min,
         coalesce(list_contains(cgm_data_type, 'backfill'), false) AS backfill
-    FROM decoded
-    WHERE event_id IN (256, 399, 372, 480) AND time_reliable
+    FROM m
 ),
 -- A measurement logged more than once (same pump, sensor and measured time) is kept once, from the
 -- record with the lowest sequence number. Only the few repeated measurements are ranked; the rest

@@ -6,8 +6,9 @@
 --   deviation (n - 1); CV = 100 x SD / mean; band percents count readings: g < 54, 54 <= g < 70,
 --   70 <= g <= 180, 180 < g <= 250, g > 250 (for whole mg/dL: <54, 54-69, 70-180, 181-250, >250).
 -- Basal: each basal record's commanded rate (U/h) times the time until the next basal record of
---   the same pump in sequence order (from the true instants), at most 15 minutes; the last record of
---   a history counts 5 minutes (the pump's record interval). A record counts for the day of its own
+--   the same pump in time (the true instants; records logged at the same instant, or overlapping
+--   after an unrecorded clock step, count each instant once), at most 15 minutes; the last record
+--   of a history counts 5 minutes (the pump's record interval). A record counts for the day of its own
 --   pump_time, including the part of its interval after midnight.
 -- Bolus: delivered units of the boluses requested that day (bolus_deliveries); carbs: grams entered
 --   in those bolus requests.
@@ -25,7 +26,7 @@ basal AS (
         timestamp,
         seq_num,
         commanded_rate_units_per_hour * greatest(0, least(900, coalesce(
-            epoch(lead(timestamp) OVER (PARTITION BY pump_serial ORDER BY seq_num)) - epoch(timestamp),
+            epoch(lead(timestamp) OVER (PARTITION BY pump_serial ORDER BY timestamp, seq_num)) - epoch(timestamp),
             300))) / 3600.0 AS units
     FROM basal_deliveries
 ),
