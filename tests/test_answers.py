@@ -133,3 +133,22 @@ def test_the_two_checks_agree_on_arbitrary_events(tmp_path, events):
         return
     # Kept events are de-duplicated by identity only later: the normaliser keeps every valid event.
     assert got == want
+
+
+def test_a_saved_file_with_two_pump_assignments_is_refused(tmp_path):
+    events = [{**GOOD, "sequenceNumber": i, "deviceAssignmentId": a} for i, a in enumerate("aab")]
+    path = tmp_path / "twopumps.json"
+    path.write_text(json.dumps({"events": events}))
+    with pytest.raises(Exception, match=r"twopumps.json: holds the events of 2 pump assignments"):
+        normalize_file(path, "90512345", tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_unknown_ids_are_counted_among_the_events_kept(tmp_path):
+    # eventCode -399 and 399.5 are left out (not an integer 0-4095); 4000 is kept as UNKNOWN_4000.
+    events = [{**GOOD, "sequenceNumber": i, "eventCode": c} for i, c in enumerate([-399, 399.5, 4000, 279])]
+    path = tmp_path / "ids.json"
+    path.write_text(json.dumps({"events": events}))
+    stats = normalize_file(path, "90512345", tmp_path / "out.parquet")
+    assert stats.unknown_ids == {4000: 1}
+    assert stats.left_out == {answers.PROBLEMS[0]: 2}

@@ -383,3 +383,16 @@ def test_an_unrecorded_step_back_of_hours_is_reported():
         "went back 1 time(s) by more than an hour without a recorded change (first by 23.9 h at sequence 3)" in note
         for note in result.notes
     ), result.notes
+
+
+def test_many_resets_never_corrected_are_one_line():
+    # The clock jumps back by years three times (2025 -> 2020 -> 2015 -> 2010) with no recorded
+    # change and never comes back: three resets never corrected, one note, not three.
+    year = 365 * 86_400
+    t = [552_182_400, 552_182_400 - 5 * year, 552_182_400 - 10 * year, 552_182_400 - 15 * year]
+    wall = np.array([t[0], t[1], t[1] + 300, t[2], t[2] + 300, t[3], t[3] + 300])
+    result = times.pump_times(np.arange(7), wall, np.full(7, 279), np.zeros(7, dtype=np.int64), ZoneInfo("UTC"))
+    resets = [note for note in result.notes if "never corrected" in note]
+    assert resets == [
+        "3 clock resets were never corrected (the first at sequence 1): 6 record(s) cannot be placed in time"
+    ]

@@ -158,6 +158,7 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
         corrections = (b + 1 + np.flatnonzero(is_change[b + 1 : stop])).tolist()
         resets.append((b, a, plausible, corrections))
     implicit = np.zeros(n, dtype=np.int64) if resets else None
+    never: list[tuple[int, int]] = []  # (sequence number, records) of each reset never corrected
     for b, a, plausible, corrections in resets:
         implicit[b] = -int(delta[corrections].sum()) if plausible is not None else 0
         for c in result.changes:
@@ -167,9 +168,15 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
         stop = plausible if plausible is not None else n
         if plausible is None:
             result.reliable[b:stop] = False
-            result.notes.append(
-                f"clock reset at sequence {seq[b]} was never corrected: {stop - b} record(s) cannot be placed in time"
-            )
+            never.append((int(seq[b]), stop - b))
+    if never:
+        (first, count), records = never[0], never[0][1]  # each runs to the end: the first covers the others
+        result.notes.append(
+            f"clock reset at sequence {first} was never corrected: {count} record(s) cannot be placed in time"
+            if len(never) == 1
+            else f"{len(never)} clock resets were never corrected (the first at sequence {first}): {records} "
+            "record(s) cannot be placed in time"
+        )
     result.changes.sort(key=lambda c: c.seq_num)
 
     # A change at index c applies to the records before it: offset_before = offset_after - delta.
@@ -187,6 +194,7 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
     del delta
 
     utc = wall - result.offset_s
+    misfits: list[tuple[int, int]] = []  # (sequence number of the reset, records that do not fit)
     for b, a, plausible, _ in resets:
         if plausible is None:
             continue
@@ -194,10 +202,13 @@ def pump_times(seq, wall, event_id, change_s, zone: ZoneInfo, mode: str = RECORD
         outside = (utc[seg] < utc[a] - 60) | (utc[seg] > utc[plausible] + 60)
         if outside.any():
             result.reliable[seg[outside]] = False
-            result.notes.append(
-                f"{int(outside.sum())} record(s) logged while the clock was reset (from sequence {seq[b]}) do not fit "
-                "between their neighbours once corrected; left out of the analysis tables"
-            )
+            misfits.append((int(seq[b]), int(outside.sum())))
+    if misfits:
+        result.notes.append(
+            f"{sum(k for _, k in misfits)} record(s) logged while the clock was reset (from sequence {misfits[0][0]}"
+            f"{f', in {len(misfits)} resets' if len(misfits) > 1 else ''}) do not fit between their neighbours once "
+            "corrected; left out of the analysis tables"
+        )
     # An instant no pump clock can have logged (before 2008, the pump clock's epoch, less a day; or
     # beyond its reach, 2^32 seconds later) comes only from impossible clock changes: not reliable,
     # and read with offset 0, so that no later step computes an instant outside any calendar.
@@ -228,7 +239,8 @@ def _forward_spikes(v: np.ndarray, jumps: np.ndarray) -> list[tuple[int, int]]:
     :func:`pump_times`), ``jumps`` its differences.  A run from ``j`` to ``k`` qualifies when it is
     entered by a forward jump of more than a day (``v[j] - v[j-1] > DAY``), left by a backward jump
     of more than a day (``v[k+1] - v[k] < -DAY``), every record in it is more than a day ahead of
-    ``v[j-1]``, it is at most MAX_SPIKE_RECORDS long, and the record after it continues from the
+    ``v[j-1]``, ``v[j-1]`` is not in the pump clock's first year (where a restarted clock shows), it
+    is at most MAX_SPIKE_RECORDS long, and the record after it continues from the
     record before it: no earlier than a day before ``v[j-1]`` and no later than a day plus 15 minutes
     a record after it.
     """
@@ -240,6 +252,8 @@ def _forward_spikes(v: np.ndarray, jumps: np.ndarray) -> list[tuple[int, int]]:
             continue
         j = int(entries[-1]) + 1  # the first record of the run
         before, after = v[j - 1], v[k + 1]
+        if before < RESET_DAYS * DAY:
+            continue  # the record before shows the pump clock's first year: a restarted clock, not a spike
         length = k - j + 1
         if length > MAX_SPIKE_RECORDS or np.any(v[j : k + 1] - before <= DAY):
             continue
