@@ -17,6 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from tandem_export import answers
 from tandem_export.normalize import normalize_file
 
+pytestmark = pytest.mark.fast  # the fast tier of value tests (make test-fast)
+
 GOOD = {
     "eventCode": 279,
     "sequenceGroup": 4,

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 from tandem_export.normalize import normalize_file
 
+pytestmark = pytest.mark.fast  # the fast tier of value tests (make test-fast)
+
 EPOCH = datetime(2008, 1, 1)
 
 

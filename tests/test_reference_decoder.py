@@ -31,6 +31,8 @@ from tandem_export.dictionaries import DICTIONARIES, UNKNOWN_PREFIX
 from tandem_export.errors import InputError
 from tandem_export.storage import sha256_file
 
+pytestmark = pytest.mark.fast  # the fast tier of value tests (make test-fast)
+
 SERIAL = "90512345"
 EPOCH = dt.datetime(2008, 1, 1)
 CODES = {"u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "f32": "f"}

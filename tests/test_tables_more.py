@@ -22,6 +22,8 @@ import pytest
 from tandem_export import tables
 from tandem_export.normalize import normalize_file
 
+pytestmark = pytest.mark.fast  # the fast tier of value tests (make test-fast)
+
 SERIAL = "90512345"
 EPOCH = dt.datetime(2008, 1, 1)
 UTC = dt.UTC
@@ -562,53 +564,3 @@ def test_every_new_table_is_typed_when_the_history_has_none_of_its_records(tmp_p
         assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]", name
         assert str(schema.field("pump_time").type) == "timestamp[us]", name
         assert rows[name] == [] or name == "daily_summary", name
-
-
-# --- exports/tandem.duckdb -----------------------------------------------------------------------
-
-
-def test_duckdb_database_holds_every_table_with_all_rows(demo_run):
-    import duckdb
-    from tandem_export.config import TABLES
-
-    path = demo_run / "exports" / "tandem.duckdb"
-    assert not list((demo_run / "exports").glob(".tandem.duckdb*"))  # no temporary left behind
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        con.sql("SET TimeZone = 'UTC'")
-        names = {name for (name,) in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
-        assert names == {*TABLES, "export_info"}
-        info = dict(con.sql("SELECT key, value FROM export_info").fetchall())
-        assert "demo" in info["source"]
-        for table in TABLES:
-            parquet = pq.read_table(demo_run / "exports" / f"{table}.parquet")  # the whole history
-            db = con.sql(f'SELECT * FROM "{table}"').to_arrow_table()
-            assert db.schema.names == parquet.schema.names, table
-            assert db.num_rows == parquet.num_rows, table
-            assert db.to_pylist()[:50] == parquet.to_pylist()[:50], table
-        assert con.sql("SELECT count(*) FROM daily_summary").fetchall() == [(90,)]
-    finally:
-        con.close()
-
-
-def test_derived_tables_are_the_same_bytes_with_one_writer_or_three(demo_run, tmp_path, monkeypatch):
-    """The derived_tables rule runs one writer per thread it is given (one by default); the files must
-    not depend on that: each is written by one single-threaded writer, whichever one takes it."""
-    from tandem_export.config import DERIVED_TABLES
-    from tandem_export.normalize import read_index
-
-    monkeypatch.chdir(demo_run)  # the placement table lists the windows as the workflow named them
-    windows = read_index("data/normalized/index.json")
-    decoded = "data/tables/decoded.parquet"
-    log = logging.getLogger("test-tables-more")
-    files = {}
-    for writers in (1, 3):
-        outputs = {name: str(tmp_path / str(writers) / f"{name}.parquet") for name in DERIVED_TABLES}
-        tables.build_tables(windows, decoded, outputs, log, "demo", writers)
-        files[writers] = {name: open(path, "rb").read() for name, path in outputs.items()}
-    for name in DERIVED_TABLES:
-        assert files[1][name] == files[3][name], name
-        # ... and hold the rows the workflow built (metadata aside: the source label given here differs).
-        built = pq.read_table(demo_run / "data" / "tables" / f"{name}.parquet")
-        assert pq.read_table(tmp_path / "1" / f"{name}.parquet").equals(built), name
-    assert len(pq.read_table(tmp_path / "1" / "cgm_readings.parquet")) > 20_000  # the 90 demo days

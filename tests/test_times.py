@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from tandem_export import tables, times
 from tandem_export.normalize import normalize_file
 
+pytestmark = pytest.mark.fast  # the fast tier of value tests (make test-fast)
+
 EPOCH = dt.datetime(2008, 1, 1)
 UTC = dt.UTC
 FIVE = dt.timedelta(minutes=5)

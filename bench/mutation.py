@@ -1,0 +1,462 @@
+"""Mutation testing of the time model, the decoder and the table building: how many plausible bugs
+the fast tier of value tests catches.
+
+    python3 bench/mutation.py                      # every target; writes bench/MUTATION.md
+    python3 bench/mutation.py times sql            # some targets (the report keeps the others' rows)
+    python3 bench/mutation.py --jobs 2 normalize
+
+Python modules are mutated by mutmut (PyPI; ``pip install -r bench/requirements-mutation.txt``):
+operators, constants, conditions, arguments, each mutant one plausible bug.  mutmut runs the tests
+that cover the mutated function; it needs the package in a ``src/`` folder, so the run works on a
+copy of the package and the tests in ``.mutation/`` (git-ignored), never on the project itself.
+
+The SQL of the derived tables (``scripts/tandem_export/sql/*.sql``) is mutated by the small mutator
+below: comparison operators, numeric constants, dropped ``AND`` terms, members of ``IN`` lists and
+``USING`` keys, min/max and least/greatest swapped, ``IS [NOT] NULL`` flipped and window orders
+reversed.  The fast tests are run once, recording which tests read which SQL file; each SQL mutant
+then runs those tests, in a forked copy of a process that has imported everything once.
+
+Every mutant that survives is listed in the report with its change; a survivor that is
+*equivalent* (no input can tell it from the original) or harmless is described in
+``bench/mutation_equivalent.yaml`` (target, function or SQL file, the changed line before and after,
+and why), and counted apart.  The score is killed / (all - equivalent).  Not run in CI: the fast
+tier is what CI runs (``make test-fast``); this is the measure of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+REPORT = ROOT / "bench" / "MUTATION.md"
+EQUIVALENT = ROOT / "bench" / "mutation_equivalent.yaml"
+PY_TARGETS = {
+    "times": "tandem_export/times.py",
+    "decode": "tandem_export/decode.py",
+    "normalize": "tandem_export/normalize.py",
+    "tables": "tandem_export/tables.py",
+}
+TARGETS = (*PY_TARGETS, "sql")
+
+
+@dataclass
+class Mutant:
+    """One mutant: its target, where (function or SQL file), the change and its outcome."""
+
+    target: str
+    where: str
+    before: str
+    after: str
+    status: str  # killed, survived, no tests, timeout, ...
+    name: str = ""
+    reason: str | None = None  # for an equivalent or harmless survivor (bench/mutation_equivalent.yaml)
+
+
+@dataclass
+class Result:
+    target: str
+    mutants: list[Mutant] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        survived = [m for m in self.mutants if m.status != "killed"]
+        equivalent = [m for m in survived if m.reason]
+        killed = len(self.mutants) - len(survived)
+        scored = len(self.mutants) - len(equivalent)
+        return {
+            "mutants": len(self.mutants),
+            "killed": killed,
+            "survived": len(survived) - len(equivalent),
+            "equivalent": len(equivalent),
+            "score": round(100 * killed / scored, 1) if scored else 100.0,
+        }
+
+
+# --- the copy the mutants live in ------------------------------------------------------------------
+
+
+def fast_tests() -> list[str]:
+    """The test files of the fast tier (``pytestmark = pytest.mark.fast``), relative to the project."""
+    out = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        if re.search(r"^pytestmark\s*=.*\bmark\.fast\b", path.read_text(encoding="utf-8"), re.MULTILINE):
+            out.append(f"tests/{path.name}")
+    return out
+
+
+def prepare(work: Path) -> None:
+    """A fresh copy: ``src/tandem_export`` (the package), ``tests`` and a pyproject for pytest."""
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "src").mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "scripts" / "tandem_export", work / "src" / "tandem_export", ignore=ignore)
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+
+
+def write_pyproject(work: Path, module: str | None, tests: list[str]) -> None:
+    lines = [
+        "[tool.pytest.ini_options]",
+        'pythonpath = ["src"]',
+        'testpaths = ["tests"]',
+        'markers = ["fast: the fast tier of value tests (make test-fast)"]',
+        "",
+    ]
+    if module:
+        lines += [
+            "[tool.mutmut]",
+            'source_paths = ["src"]',
+            f'only_mutate = ["src/{module}"]',
+            f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
+            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "fast"]',
+        ]
+    (work / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# --- Python modules: mutmut ------------------------------------------------------------------------
+
+
+def run_mutmut(target: str, jobs: int) -> Result:
+    from mutmut.stats import status_by_exit_code  # the tool's own reading of its exit codes
+
+    module = PY_TARGETS[target]
+    work = WORK / target
+    prepare(work)
+    write_pyproject(work, module, fast_tests())
+    began = time.monotonic()
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    result = Result(target, seconds=time.monotonic() - began)
+    meta = work / "mutants" / "src" / f"{module}.meta"
+    if proc.returncode != 0 or not meta.exists():
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        raise SystemExit(f"mutmut failed for {target} (exit {proc.returncode}):\n{tail}")
+    codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    for name, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
+        status = status_by_exit_code[code]
+        where = _function_of(name)
+        before = after = ""
+        if status != "killed":
+            before, after = _mutmut_change(work, name)
+        result.mutants.append(Mutant(target, where, before, after, status, name))
+    return result
+
+
+def _natural(name: str) -> tuple:
+    head, _, number = name.rpartition("__mutmut_")
+    return head, int(number) if number.isdigit() else 0
+
+
+def _function_of(name: str) -> str:
+    """``tandem_export.times.x_pump_times__mutmut_54`` -> ``pump_times`` (methods: ``Class.method``)."""
+    short = name.rsplit(".", 1)[-1].rpartition("__mutmut_")[0]
+    short = short.removeprefix("x_").removeprefix("x")
+    return ".".join(part for part in short.split("ǁ") if part)
+
+
+def _mutmut_change(work: Path, name: str) -> tuple[str, str]:
+    """The changed lines of a mutant (before, after), from ``mutmut show``."""
+    proc = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work, capture_output=True, text=True)
+    minus = [
+        line[1:].strip() for line in proc.stdout.splitlines() if line.startswith("-") and not line.startswith("---")
+    ]
+    plus = [
+        line[1:].strip() for line in proc.stdout.splitlines() if line.startswith("+") and not line.startswith("+++")
+    ]
+    return " / ".join(minus), " / ".join(plus)
+
+
+# --- SQL: a mutator of its own ---------------------------------------------------------------------
+
+_COMPARISONS = {"<=": "<", ">=": ">", "<>": "=", "<": "<=", ">": ">=", "=": "<>"}
+_SWAPS = {
+    "min": "max",
+    "max": "min",
+    "arg_min": "arg_max",
+    "arg_max": "arg_min",
+    "least": "greatest",
+    "greatest": "least",
+}
+
+
+def _code_spans(sql: str) -> list[tuple[int, int]]:
+    """(start, end) of the parts of ``sql`` that are code: not comments, not string literals."""
+    spans, i, start = [], 0, 0
+    while i < len(sql):
+        if sql.startswith("--", i):
+            spans.append((start, i))
+            i = sql.find("\n", i)
+            i = len(sql) if i < 0 else i
+            start = i
+        elif sql[i] == "'":
+            spans.append((start, i))
+            j = i + 1
+            while j < len(sql):
+                if sql[j] == "'" and sql[j : j + 2] != "''":
+                    break
+                j += 2 if sql[j : j + 2] == "''" else 1
+            i = j + 1
+            start = i
+        else:
+            i += 1
+    spans.append((start, len(sql)))
+    return [(a, b) for a, b in spans if b > a]
+
+
+def sql_mutants(sql: str) -> list[tuple[int, int, str, str]]:
+    """Every mutant of ``sql``: (start, end, replacement, description), one change each."""
+    out: list[tuple[int, int, str, str]] = []
+    for a, b in _code_spans(sql):
+        code = sql[a:b]
+        for m in re.finditer(r"(?<![<>!:=])(<=|>=|<>|<|>|=)(?![>=])", code):
+            out.append((a + m.start(), a + m.end(), _COMPARISONS[m[1]], f"{m[1]} -> {_COMPARISONS[m[1]]}"))
+        for m in re.finditer(r"(?<![\w.])(\d+)(\.\d+)?(?![\w.])", code):
+            value = m[0]
+            new = str(float(value) + 1) if m[2] else str(int(value) + 1)
+            out.append((a + m.start(), a + m.end(), new, f"{value} -> {new}"))
+        for m in re.finditer(r"\b(min|max|arg_min|arg_max|least|greatest)(?=\s*\()", code, re.IGNORECASE):
+            new = _SWAPS[m[1].lower()]
+            out.append((a + m.start(), a + m.end(), new, f"{m[1]} -> {new}"))
+        for m in re.finditer(r"\bIS\s+NOT\s+NULL\b|\bIS\s+NULL\b", code, re.IGNORECASE):
+            new = "IS NULL" if "NOT" in m[0].upper() else "IS NOT NULL"
+            out.append((a + m.start(), a + m.end(), new, f"{m[0]} -> {new}"))
+        for m in re.finditer(r"\s+AND\s+.*?(?=\s+AND\s|\s+OR\s|\s+THEN\b|\)|\n|$)", code, re.IGNORECASE):
+            out.append((a + m.start(), a + m.end(), "", f"drop '{m[0].strip()}'"))
+        for m in re.finditer(r"\b(IN|USING)\s*\(([^()]*)\)", code, re.IGNORECASE):
+            items = [x.strip() for x in m[2].split(",")]
+            if len(items) < 2:
+                continue
+            inner = a + m.start(2)
+            for k in range(len(items)):
+                rest = ", ".join(items[:k] + items[k + 1 :])
+                out.append((inner, inner + len(m[2]), rest, f"{m[1]} ({m[2]}) without {items[k]}"))
+        for m in re.finditer(r"OVER\s*\((?:[^()]|\([^()]*\))*?ORDER BY\s+([\w.]+)", code, re.IGNORECASE):
+            at = a + m.end(1)
+            out.append((at, at, " DESC", f"window ORDER BY {m[1]} -> {m[1]} DESC"))
+    return out
+
+
+def _line_of(sql: str, start: int) -> str:
+    a = sql.rfind("\n", 0, start) + 1
+    b = sql.find("\n", start)
+    return sql[a : b if b >= 0 else len(sql)].strip()
+
+
+def run_sql(jobs: int) -> Result:
+    """Every SQL mutant against the fast tests that read its file."""
+    work = WORK / "sql"
+    prepare(work)
+    write_pyproject(work, None, [])
+    began = time.monotonic()
+    readers = _sql_readers(work)
+    _warm(work)
+    sql_dir = work / "src" / "tandem_export" / "sql"
+    result = Result("sql")
+    for path in sorted(sql_dir.glob("*.sql")):
+        original = path.read_text(encoding="utf-8")
+        tests = sorted(readers.get(path.stem, []))
+        for start, end, new, what in sql_mutants(original):
+            mutated = original[:start] + new + original[end:]
+            before = _line_of(original, start)
+            after = _line_of(mutated, start)
+            if not tests:
+                status = "no tests"
+            else:
+                path.write_text(mutated, encoding="utf-8")
+                try:
+                    status = _run_tests(work, tests)
+                finally:
+                    path.write_text(original, encoding="utf-8")
+            result.mutants.append(Mutant("sql", path.name, before, after, status, what))
+    result.seconds = time.monotonic() - began
+    return result
+
+
+_RECORDER = """
+import json, os
+import pytest
+from tandem_export import tables
+
+seen = {}
+_real = tables.table_sql
+
+def table_sql(name):
+    seen.setdefault(name, set()).add(os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0])
+    return _real(name)
+
+tables.table_sql = table_sql
+
+def pytest_sessionfinish(session):
+    with open("sql-readers.json", "w") as fh:
+        json.dump({k: sorted(v) for k, v in seen.items()}, fh)
+"""
+
+
+def _sql_readers(work: Path) -> dict[str, list[str]]:
+    """Which fast tests read which table's SQL (one run of the fast tier with table_sql recorded)."""
+    (work / "tests" / "mutation_recorder.py").write_text(_RECORDER, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation_recorder", "-m", "fast",
+         *fast_tests()],
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(work / "tests")},
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"the fast tests fail before any mutation:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return json.loads((work / "sql-readers.json").read_text(encoding="utf-8"))
+
+
+def _run_tests(work: Path, tests: list[str], timeout: float = 600) -> str:
+    """Run ``tests`` (stop at the first failure) in a fork of this process, which has imported pytest,
+    the package copy and its libraries once: a mutant costs its tests, not a Python start-up."""
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.chdir(work)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            import pytest
+
+            code = pytest.main(["-x", "-q", "-p", "no:cacheprovider", *tests])
+        except BaseException:  # noqa: BLE001 - any failure of the child is a failed run
+            code = 3
+        os._exit(int(code))
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return "timeout"
+        time.sleep(0.05)
+    code = os.waitstatus_to_exitcode(status)
+    return {0: "survived", 1: "killed"}.get(code, "killed" if code in (2, 3) else "suspicious")
+
+
+def _warm(work: Path) -> None:
+    """Import what the tests import, from the copy, before forking (threads are started by none)."""
+    sys.path[:0] = [str(work / "src"), str(work / "tests")]
+    import duckdb  # noqa: F401
+    import numpy  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+    import pytest  # noqa: F401
+    import tandem_export.normalize  # noqa: F401
+    import tandem_export.tables  # noqa: F401
+
+
+# --- equivalent mutants and the report -------------------------------------------------------------
+
+
+def load_equivalent() -> list[dict]:
+    import yaml
+
+    if not EQUIVALENT.exists():
+        return []
+    return yaml.safe_load(EQUIVALENT.read_text(encoding="utf-8")) or []
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def mark_equivalent(result: Result, entries: list[dict]) -> None:
+    for m in result.mutants:
+        if m.status == "killed":
+            continue
+        for e in entries:
+            if e["target"] == m.target and e["where"] == m.where and _same(e["before"], m.before):
+                if _same(e["after"], m.after):
+                    m.reason = e["reason"]
+                    break
+
+
+def write_report(results: dict[str, Result]) -> None:
+    old = _read_rows()
+    rows = {**old, **{t: r.counts() | {"seconds": round(r.seconds)} for t, r in results.items()}}
+    lines = [
+        "# Mutation score of the fast tier",
+        "",
+        "Written by `python3 bench/mutation.py` (see its docstring; not run in CI). Each mutant is one",
+        "plausible bug; killed = a fast-tier test fails with it. Equivalent or harmless survivors are",
+        "described in `bench/mutation_equivalent.yaml` and not scored: score = killed / (mutants - equivalent).",
+        "",
+        "| target | mutants | killed | survived | equivalent | score % | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for target in TARGETS:
+        if target in rows:
+            c = rows[target]
+            lines.append(
+                f"| {target} | {c['mutants']} | {c['killed']} | {c['survived']} | {c['equivalent']} | "
+                f"{c['score']} | {c['seconds']} |"
+            )
+    lines += ["", "<!-- rows: " + json.dumps(rows, sort_keys=True) + " -->", ""]
+    for target, r in results.items():
+        lines += [f"## {target}: survivors", ""]
+        survivors = [m for m in r.mutants if m.status != "killed"]
+        if not survivors:
+            lines += ["None.", ""]
+        for m in survivors:
+            why = f" — equivalent: {m.reason}" if m.reason else ""
+            lines.append(
+                f"* `{m.where}` ({m.status}{', ' + m.name if m.name else ''}): `{m.before}` → `{m.after}`{why}"
+            )
+        lines.append("")
+    REPORT.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _read_rows() -> dict:
+    if not REPORT.exists():
+        return {}
+    found = re.search(r"<!-- rows: (.*) -->", REPORT.read_text(encoding="utf-8"))
+    return json.loads(found[1]) if found else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="*", help=f"some of {', '.join(TARGETS)} (default: every one)")
+    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="parallel mutants")
+    args = parser.parse_args()
+    targets = args.targets or list(TARGETS)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}; use {', '.join(TARGETS)}")
+    entries = load_equivalent()
+    results = {}
+    for target in targets:
+        print(f"{target}: mutating ...", flush=True)
+        result = run_sql(args.jobs) if target == "sql" else run_mutmut(target, args.jobs)
+        mark_equivalent(result, entries)
+        results[target] = result
+        c = result.counts()
+        print(
+            f"{target}: {c['mutants']} mutants, {c['killed']} killed, {c['survived']} survived, "
+            f"{c['equivalent']} equivalent: {c['score']} % ({result.seconds:.0f} s)",
+            flush=True,
+        )
+    write_report(results)
+    print(f"-> {REPORT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
