@@ -28,6 +28,8 @@ from tandem_export.errors import InputError
 from tandem_export.layouts import COLUMNS
 from tandem_export.normalize import normalize_file
 
+pytestmark = pytest.mark.fast  # the fast tier of value tests (make test-fast)
+
 SERIAL = "TSLIM-12345678"
 ASSIGNMENT = "0f1e2d3c-4b5a-4697-8877-665544332211"
 SEQUENCE_GROUP = 3
@@ -126,11 +128,13 @@ CASES = [
          {"alertId": 18, "faultLocatorData": 3_735_928_559, "param1": 7, "param2": 2.5}),
     Case(5, "alarm_activated", (T2, W2), 1005,
          [(0, "I", 2), (4, "I", 1234), (8, "I", 0), (12, "f", 0.1)],
-         {"alarm_id": 2, "alarm_name": "occlusion_alarm", "fault_locator_data": 1234, "param1": 0, "param2": 0.1}),
+         {"alarm_id": 2, "alarm_name": "occlusion_alarm", "fault_locator_data": 1234, "param1": 0, "param2": 0.1},
+         {"alarmId": 2, "faultLocatorData": 1234, "param1": 0, "param2": 0.1}),
     Case(6, "malfunction_activated", (T2, W2), 1006,
          [(0, "I", 17), (4, "I", 0x0001_0002), (8, "I", 42), (12, "f", -1.5)],
          {"malfunction_id": 17, "malfunction_name": "malfunction_17", "fault_locator_data": 65_538,
-          "param1": 42, "param2": -1.5}),
+          "param1": 42, "param2": -1.5},
+         {"malfId": 17, "faultLocatorData": 65538, "param1": 42, "param2": -1.5}),
     Case(11, "pumping_suspended", (T1, W1), 1011,
          [(0, "I", 3), (4, "B", 30), (5, "B", 6), (6, "H", 150)],
          {"pre_suspend_state": 3, "rpa_timeout_minutes": 30, "suspend_reason": "automatic_low_glucose_suspend",
@@ -164,7 +168,8 @@ CASES = [
     Case(21, "bolex_completed", (T2, W2), 1021,
          [(0, "H", 4322), (2, "H", 6), (4, "f", 1.0), (8, "f", 0.75), (12, "f", 1.5)],
          {"bolus_id": 4322, "completion_status": "aborted_by_plgs", "iob_units": 1.0,
-          "insulin_delivered_units": 0.75, "insulin_requested_units": 1.5}),
+          "insulin_delivered_units": 0.75, "insulin_requested_units": 1.5},
+         {"bolusId": 4322, "completionStatus": 6, "iob": 1.0, "insulinDelivered": 0.75, "insulinRequested": 1.5}),
     Case(26, "alert_cleared", (T1, W1), 1026,
          # alert id 31 has no name in the alert dictionary: fallback name alert_31
          [(0, "I", 31), (4, "I", 99)],
@@ -172,7 +177,8 @@ CASES = [
          {"alertId": 31, "faultLocatorData": 99}),
     Case(28, "alarm_cleared", (T2, W2), 1028,
          [(0, "I", 25)],
-         {"alarm_id": 25, "alarm_name": "cartridge_removed_alarm"}),
+         {"alarm_id": 25, "alarm_name": "cartridge_removed_alarm"},
+         {"alarmId": 25}),
     Case(33, "cartridge_filled", (T1, W1), 1033,
          [(0, "I", 200), (4, "f", 185.5)],
          {"insulin_volume_units": 200, "v2_volume_units": 185.5},
@@ -225,7 +231,8 @@ CASES = [
          # the last word: LiPo mV u16 @12, charge % u8 @14, final-event-of-day flag u8 @15
          [(0, "f", 18.35), (4, "f", 0.8), (8, "f", 0.25), (12, "H", 3950), (14, "B", 61), (15, "B", 1)],
          {"daily_total_basal_units": 18.35, "last_basal_rate_units_per_hour": 0.8, "iob_units": 0.25,
-          "battery_lipo_mv": 3950, "battery_charge_percent": 61, "final_event_of_day": True}),
+          "battery_lipo_mv": 3950, "battery_charge_percent": 61, "final_event_of_day": True},
+         {"dailyTotalBasal": 18.35, "lastBasalRate": 0.8, "iob": 0.25, "batteryLipoMilliVolts": 3950, "batteryChargePercent": 61, "finalEventForDay": 1}),
     Case(90, "new_day", (T3, W3), 1090,
          [(0, "f", 0.75), (4, "I", 0x8000_0001), (8, "I", 1)],
          {"commanded_basal_rate_units_per_hour": 0.75, "features_bitmask": 2_147_483_649, "feature_bitmask_index": 1}),
@@ -242,10 +249,12 @@ CASES = [
     Case(171, "cgm_alert_activated", (T1, W1), 1171,
          [(0, "I", 11), (4, "I", 5), (8, "I", 6), (12, "f", 0.5)],
          {"cgm_alert_id": 11, "cgm_alert_name": "cgm_sensor_fail", "fault_locator_data": 5, "param1": 6,
-          "param2": 0.5}),
+          "param2": 0.5},
+         {"dalertId": 11, "faultLocatorData": 5, "param1": 6, "param2": 0.5}),
     Case(172, "cgm_alert_cleared", (T1, W1), 1172,
          [(0, "I", 40)],
-         {"cgm_alert_id": 40, "cgm_alert_name": "pump_bluetooth_error"}),
+         {"cgm_alert_id": 40, "cgm_alert_name": "pump_bluetooth_error"},
+         {"dalertId": 40}),
     Case(191, "version_info", (T2, W2), 1191,
          [(0, "I", 3), (4, "I", 17), (8, "I", 34), (14, "H", 0xBEEF)],
          {"version": 3, "config_a_bits": 17, "config_b_bits": 34, "arm_crc": 48_879}),
@@ -256,16 +265,19 @@ CASES = [
           "sw_part_number": 1_008_400}),
     Case(212, "cgm_start_session_gx", (T1, W1), 1212,
          [(0, "I", 864_000), (4, "I", 863_000), (15, "B", 10)],
-         {"transmitter_time_seconds": 864_000, "session_start_time_seconds": 863_000, "session_duration_days": 10}),
+         {"transmitter_time_seconds": 864_000, "session_start_time_seconds": 863_000, "session_duration_days": 10},
+         {"currentTransmitterTime": 864000, "sessionStartTime": 863000, "sessionDuration": 10}),
     Case(213, "cgm_join_session_gx", (T1, W1), 1213,
          [(0, "I", 864_500), (4, "I", 863_000), (14, "B", 8), (15, "B", 10)],
          {"transmitter_time_seconds": 864_500, "session_start_time_seconds": 863_000,
-          "session_join_reason": "new_session_started_success", "session_duration_days": 10}),
+          "session_join_reason": "new_session_started_success", "session_duration_days": 10},
+         {"currentTransmitterTime": 864500, "sessionStartTime": 863000, "sessionJoinReason": 8, "sessionDuration": 10}),
     Case(214, "cgm_stop_session_gx", (T1, W1), 1214,
          [(0, "I", 1_727_100), (4, "I", 863_000), (8, "I", 1_727_000), (14, "B", 5), (15, "B", 10)],
          {"transmitter_time_seconds": 1_727_100, "session_start_time_seconds": 863_000,
           "session_stop_time_seconds": 1_727_000, "session_stop_reason": "session_stop_success",
-          "session_duration_days": 10}),
+          "session_duration_days": 10},
+         {"currentTransmitterTime": 1727100, "sessionStartTime": 863000, "sessionStopTime": 1727000, "sessionStopReason": 5, "sessionDuration": 10}),
     Case(229, "aa_user_mode_change", (T1, W1), 1229,
          # sleep schedule bits 1 and 3
          [(1, "B", 3), (2, "B", 1), (3, "B", 2), (6, "B", 0b1010), (7, "B", 1), (8, "H", 60), (10, "B", 1),
@@ -321,14 +333,17 @@ CASES = [
     Case(369, "cgm_alert_activated_dex", (T1, W1), 1369,
          [(2, "B", 3), (3, "B", 13), (4, "I", 1), (8, "I", 2), (12, "f", 0.25)],
          {"sensor_type": "dexcom_g7", "cgm_alert_id": 13, "cgm_alert_name": "cgm_sensor_expired",
-          "fault_locator_data": 1, "param1": 2, "param2": 0.25}),
+          "fault_locator_data": 1, "param1": 2, "param2": 0.25},
+         {"sensorType": 3, "dalertId": 13, "faultLocatorData": 1, "param1": 2, "param2": 0.25}),
     Case(370, "cgm_alert_cleared_dex", (T1, W1), 1370,
          [(2, "B", 1), (3, "B", 14)],
-         {"sensor_type": "dexcom_g6", "cgm_alert_id": 14, "cgm_alert_name": "cgm_out_of_range"}),
+         {"sensor_type": "dexcom_g6", "cgm_alert_id": 14, "cgm_alert_name": "cgm_out_of_range"},
+         {"sensorType": 1, "dalertId": 14}),
     Case(371, "cgm_alert_ack_dex", (T1, W1), 1371,
          [(2, "B", 3), (3, "B", 20), (4, "I", 1)],
          {"sensor_type": "dexcom_g7", "cgm_alert_id": 20, "cgm_alert_name": "cgm_transmitter_error",
-          "ack_source": "software"}),
+          "ack_source": "software"},
+         {"sensorType": 3, "dalertId": 20, "ackSource": 1}),
     Case(372, "cgm_data_fsl2", (T1, W1), 1372,
          # rate -25 tenths = -2.5; data type bits 5, 6 = 96; EGV info bits 5, 9, 10 = 32 + 512 + 1024 = 1568
          [(0, "h", -25), (2, "B", 96), (3, "B", 2), (4, "H", 40), (6, "b", -60), (7, "B", 100),
@@ -341,7 +356,8 @@ CASES = [
           "algorithmState": 100, "egvTimeStamp": 510_912_880, "interval": 1, "egvInfoBitmask": [5, 9, 10]}),
     Case(394, "cgm_join_session_g7", (T1, W1), 1394,
          [(0, "I", 1_000_000), (4, "I", 3_000_000_000)],
-         {"cgm_timestamp_seconds": 1_000_000, "session_signature": 3_000_000_000}),
+         {"cgm_timestamp_seconds": 1_000_000, "session_signature": 3_000_000_000},
+         {"cgmTimestamp": 1000000, "sessionSignature": 3000000000}),
     Case(399, "cgm_data_g7", (T1, W1), 4_000_000_399,
          # rate 15 tenths = 1.5; EGV info bits 0, 5, 6, 7, 8 = 1 + 32 + 64 + 128 + 256 = 481
          [(0, "b", 15), (1, "B", 1), (2, "H", 0), (4, "H", 123), (6, "b", -70), (7, "B", 32),
@@ -356,32 +372,39 @@ CASES = [
           "interval": 0, "reservedD15": 0}),
     Case(404, "cgm_start_session_fsl2", (T2, W2), 1404,
          [(0, "I", 510_000_000), (7, "B", 14)],
-         {"session_start_time_seconds": 510_000_000, "session_duration_days": 14}),
+         {"session_start_time_seconds": 510_000_000, "session_duration_days": 14},
+         {"sessionStartTime": 510000000, "sessionDuration": 14}),
     Case(405, "cgm_stop_session_fsl2", (T2, W2), 1405,
          [(0, "I", 510_000_000), (4, "I", 511_209_600), (10, "B", 2), (11, "B", 14)],
          {"session_start_time_seconds": 510_000_000, "session_stop_time_seconds": 511_209_600,
-          "session_stop_reason_code": 2, "session_duration_days": 14}),
+          "session_stop_reason_code": 2, "session_duration_days": 14},
+         {"sessionStartTime": 510000000, "sessionStopTime": 511209600, "sessionStopReason": 2, "sessionDuration": 14}),
     Case(406, "cgm_join_session_fsl2", (T2, W2), 1406,
          [(0, "I", 510_000_000), (4, "I", 510_100_000), (10, "B", 1), (11, "B", 14)],
          {"session_start_time_seconds": 510_000_000, "session_join_time_seconds": 510_100_000,
-          "session_join_reason_code": 1, "session_duration_days": 14}),
+          "session_join_reason_code": 1, "session_duration_days": 14},
+         {"sessionStartTime": 510000000, "sessionJoinTime": 510100000, "sessionJoinReason": 1, "sessionDuration": 14}),
     Case(447, "cgm_stop_session_g7", (T1, W1), 1447,
          [(0, "I", 864_100), (4, "I", 863_000), (8, "I", 864_000), (13, "B", 4), (14, "B", 7), (15, "B", 10)],
          {"transmitter_time_seconds": 864_100, "session_start_time_seconds": 863_000,
           "session_stop_time_seconds": 864_000, "stop_session_code": 4, "session_stop_reason_code": 7,
-          "session_duration_days": 10}),
+          "session_duration_days": 10},
+         {"currentTransmitterTime": 864100, "sessionStartTime": 863000, "sessionStopTime": 864000, "stopSessionCode": 4, "sessionStopReason": 7, "sessionDuration": 10}),
     Case(460, "cgm_alert_activated_fsl2", (T3, W3), 1460,
          [(2, "B", 2), (3, "B", 26), (4, "I", 8), (8, "I", 9), (12, "f", 1.75)],
          {"sensor_type": "libre2", "cgm_alert_id": 26, "cgm_alert_name": "cgm_temperature",
-          "fault_locator_data": 8, "param1": 9, "param2": 1.75}),
+          "fault_locator_data": 8, "param1": 9, "param2": 1.75},
+         {"sensorType": 2, "dalertId": 26, "faultLocatorData": 8, "param1": 9, "param2": 1.75}),
     Case(461, "cgm_alert_cleared_fsl2", (T3, W3), 1461,
          # CGM alert id 99 has no name: fallback cgm_alert_99
          [(2, "B", 0), (3, "B", 99)],
-         {"sensor_type": "invalid", "cgm_alert_id": 99, "cgm_alert_name": "cgm_alert_99"}),
+         {"sensor_type": "invalid", "cgm_alert_id": 99, "cgm_alert_name": "cgm_alert_99"},
+         {"sensorType": 0, "dalertId": 99}),
     Case(477, "cgm_join_session_fsl3", (T3, W3), 1477,
          [(0, "I", 511_000_000), (4, "I", 511_000_600), (8, "B", 15), (9, "B", 0)],
          {"session_start_time_seconds": 511_000_000, "session_join_time_seconds": 511_000_600,
-          "session_duration_days": 15, "session_join_reason_code": 0}),
+          "session_duration_days": 15, "session_join_reason_code": 0},
+         {"sessionStartTime": 511000000, "sessionJoinTime": 511000600, "sessionDuration": 15, "sessionJoinReason": 0}),
     Case(480, "cgm_data_fsl3", (T3, W3), 1480,
          # rate 7 tenths = 0.7; data type bits 0, 5 = 33; EGV info bits 0, 6, 11, 13 = 1 + 64 + 2048 + 8192
          [(0, "h", 7), (2, "B", 33), (3, "B", 0), (4, "H", 250), (6, "b", -55), (7, "B", 100),
@@ -395,7 +418,8 @@ CASES = [
     Case(486, "cgm_stop_session_fsl3", (T3, W3), 1486,
          [(0, "I", 511_000_000), (4, "I", 512_296_000), (8, "B", 15), (9, "B", 3)],
          {"session_start_time_seconds": 511_000_000, "session_stop_time_seconds": 512_296_000,
-          "session_duration_days": 15, "session_stop_reason_code": 3}),
+          "session_duration_days": 15, "session_stop_reason_code": 3},
+         {"sessionStartTime": 511000000, "sessionStopTime": 512296000, "sessionDuration": 15, "sessionStopReason": 3}),
     # More value names of the CGM records.
     Case(399, "cgm_data_g7", (T1, W1), 2399,
          # status 6 = do not show; data type bit 4 = none; EGV info bit 4 = NO_EGV message; display
@@ -462,7 +486,11 @@ def pumplogs_run(workdir):
 
 
 def test_cases_cover_every_documented_record_type():
-    assert sorted({c.event_id for c in CASES}) == LAYOUT_IDS
+    # Every record type the decoder knows has a case with hand-computed values here (a type added to
+    # the layout table without one fails this test), and the cases are the documented types.
+    from tandem_export.layouts import EVENTS_BY_ID
+
+    assert sorted({c.event_id for c in CASES}) == LAYOUT_IDS == sorted(EVENTS_BY_ID)
     assert len({c.seq for c in CASES}) == len(CASES)
 
 
@@ -540,8 +568,19 @@ def test_source_nibble_is_not_part_of_the_event_id(tmp_path):
 
 
 def test_pumplogs_cases_cover_the_required_records():
-    required = {399, 256, 372, 480, 279, 64, 65, 66, 280, 20, 16, 33, 61, 63, 4, 26, 11, 12}
-    assert required <= {c.event_id for c in JSON_CASES}
+    # Every record type a derived table reads (the event ids its SQL names) has a pump-logs case.
+    import re
+    from importlib import resources
+
+    sql = "".join(p.read_text() for p in resources.files("tandem_export").joinpath("sql").iterdir())
+    read = {
+        int(n)
+        for group in re.findall(r"event_id\s*(?:=|IN\s*\(|WHEN)\s*([\d, ]+)", sql)
+        for n in re.findall(r"\d+", group)
+    }
+    read |= {int(n) for n in re.findall(r"WHEN (\d+) THEN", sql)}
+    assert {399, 279, 280, 20, 64} <= read  # the parse found the main tables' records
+    assert read <= {c.event_id for c in JSON_CASES}, sorted(read - {c.event_id for c in JSON_CASES})
 
 
 def test_pumplogs_file_stats(pumplogs_run):

@@ -86,10 +86,17 @@ def test_arbitrary_json_decodes_or_is_reported(tmp_path_factory, body):
     raw = tmp / "saved.json"
     raw.write_text(json.dumps(body))
     try:
-        normalize_file(raw, "12345678", tmp / "out.parquet")
+        stats = normalize_file(raw, "12345678", tmp / "out.parquet")
     except InputError as exc:
         assert "saved.json" in str(exc)
         assert not (tmp / "out.parquet").exists()
+        return
+    # Decoded: every event is kept or left out and counted, and each kept row has its identity.
+    # (JSON that is neither an object nor a list reads as base64 text: no whole record, no event.)
+    listed = body["events"] if isinstance(body, dict) else body if isinstance(body, list) else []
+    rows = pq.read_table(tmp / "out.parquet").to_pylist()
+    assert len(rows) == stats.events and stats.events + stats.dropped_without_identity == len(listed)
+    assert all(r["seq_num"] is not None and r["event_id"] is not None and r["pump_time"] is not None for r in rows)
 
 
 def test_wrongly_typed_and_missing_properties_are_null_and_counted(tmp_path):
@@ -256,6 +263,9 @@ def test_interrupted_run_completes_on_the_next_run_with_identical_results(tmp_pa
     proc.wait(timeout=60)
     exports = workdir / "exports"
     leftovers = [p.name for p in exports.iterdir()] if exports.exists() else []
+    # The first run was interrupted: it failed, and it had not written every export.
+    assert proc.returncode != 0
+    assert not all((exports / p.name).exists() for p in (reference / "exports").iterdir()), leftovers
     assert not [n for n in leftovers if n.endswith(".tmp")], leftovers
     snakemake(workdir, "-c1", "all")
     for path in (reference / "exports").iterdir():
@@ -286,22 +296,26 @@ def test_a_failed_run_after_a_settings_change_is_not_followed_by_nothing_to_be_d
 
 def test_second_invocation_at_once_is_refused_by_the_lock(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
+    # The first run holds the lock for at least 20 s: its place_events job waits before it works.
+    script = workdir / "scripts" / "place_events.py"
+    original = script.read_text()
+    script.write_text("import time\ntime.sleep(20)\n" + original)
     exe = Path(sys.executable).with_name("snakemake")
     first = subprocess.Popen(
         [str(exe), "-c1", "all"], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 60
-    while (
-        not any((workdir / ".snakemake" / "locks").glob("*")) if (workdir / ".snakemake" / "locks").exists() else True
-    ):
-        if time.monotonic() > deadline:
-            break
+    locks = workdir / ".snakemake" / "locks"
+    while not (locks.exists() and any(locks.glob("*"))):
+        assert time.monotonic() < deadline, "the first run never took its lock"
         time.sleep(0.05)
     second = snakemake(workdir, "-c1", "all", check=False)
+    assert first.poll() is None, "the second run started while the first still ran"
     first.wait(timeout=300)
     assert first.returncode == 0
-    if second.returncode != 0:
-        assert "LockException" in second.stderr or "locked" in second.stderr.lower()
+    assert second.returncode != 0
+    assert "LockException" in second.stderr or "locked" in second.stderr.lower()
+    script.write_text(original)
     snakemake(workdir, "-c1", "all")  # and the result is whole
     assert pq.read_metadata(workdir / "exports" / "cgm_readings.parquet").num_rows > 0
 
