@@ -315,6 +315,66 @@ def test_the_hand_check_of_a_saved_files_serial_matches_in_full(tmp_path, monkey
             cfg._file_entries(config, str(PROJECT))
 
 
+# --- the token cache stays inside sensitive/ ----------------------------------------------------
+
+#: token_cache values that had the token written over them (issue 15), and others like them.
+NOT_A_TOKEN_CACHE = [
+    *["config.yaml", "Snakefile", "data/raw/files/x.raw", "../outside.json", "/tmp/x/token.json", "sensitive"],
+    *[
+        "sensitive/",
+        "sensitive/../config.json",
+        "sensitive/./token.json",
+        "sensitive//token.json",
+        "./sensitive/t.json",
+    ],
+    *[
+        "sensitive/token.json\n",
+        "sensitive/token.yaml",
+        "sensitive/.token.json",
+        "sensitive/a..json",
+        "Sensitive/t.json",
+    ],
+]
+
+
+@pytest.mark.parametrize("value", NOT_A_TOKEN_CACHE)
+def test_a_token_cache_outside_sensitive_is_refused_in_one_line(tmp_path, monkeypatch, value):
+    (tmp_path / "config.yaml").write_text("source: demo\n")
+    for load in (
+        lambda: settings_for(tmp_path, monkeypatch, credentials=True, timezone="UTC", fetch={"token_cache": value}),
+        lambda: cfg._fetch_settings({"token_cache": value}),  # the hand check, without the schema
+    ):
+        with pytest.raises(cfg.ConfigError) as caught:
+            load()
+        message = str(caught.value)
+        assert message.startswith(f"fetch.token_cache: {value!r} is not ") and "sensitive/" in message, message
+        assert len(message.splitlines()) == 1
+    assert (tmp_path / "config.yaml").read_text() == "source: demo\n"
+
+
+@pytest.mark.parametrize("value", ["sensitive/token.json", "sensitive/a/b-c_d.e.json", "sensitive/T0.json"])
+def test_a_token_cache_inside_sensitive_is_accepted_and_sheet_caches_follow_it(tmp_path, monkeypatch, value):
+    (single,) = settings_for(
+        tmp_path, monkeypatch, credentials=True, timezone="UTC", fetch={"token_cache": value}
+    ).values()
+    assert single.fetch["token_cache"] == value
+    (tmp_path / "accounts.tsv").write_text("account\temail_env\tpassword_env\nalice-2\tE\tP\n")
+    (alice,) = settings_for(
+        tmp_path, monkeypatch, accounts="accounts.tsv", timezone="UTC", fetch={"token_cache": value}
+    ).values()
+    assert alice.fetch["token_cache"] == f"{value.rsplit('/', 1)[0]}/tokens/alice-2.json"
+    assert ids.matches(ids.TOKEN_CACHE, alice.fetch["token_cache"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.sampled_from(NOT_A_TOKEN_CACHE + ["sensitive/token.json", "sensitive/a/b.json"])
+    | st.text(alphabet="sentiv/.json_-aA0\n", max_size=40)
+)
+def test_the_schema_token_cache_pattern_accepts_exactly_what_ids_does(text):
+    assert schema_accepts({"fetch": {"token_cache": text}}) == ids.matches(ids.TOKEN_CACHE, text)
+
+
 # --- no silent time zone -----------------------------------------------------------------------
 
 NOT_SET = (

@@ -419,20 +419,13 @@ def test_a_good_token_cache_is_reused(server, tmp_path):
         ({"access_token": ""}, "access_token is not a bearer token"),
         ({"access_token": 17}, "access_token is not a bearer token"),
         ({"access_token": "abc\r\nX-Injected: 1"}, "access_token is not a bearer token"),
-        ("[1, 2]", "not a JSON object"),
-        ("{not json", "not JSON"),
-        (b"\xff\xfe", "not JSON"),
     ],
 )
 def test_a_token_cache_that_fails_its_checks_is_ignored(server, tmp_path, change, reason):
+    # A cache this pipeline wrote (its keys) with a value that fails: ignored, and replaced.
     cache = tmp_path / "token.json"
     saved = _saved_cache(server, tmp_path)
-    if isinstance(change, dict):
-        cache.write_text(json.dumps({**saved, **change}))
-    elif isinstance(change, bytes):
-        cache.write_bytes(change)
-    else:
-        cache.write_text(change)
+    cache.write_text(json.dumps({**saved, **change}))
     server.clear_requests()
     client = make_client(server, tmp_path, cache=cache)
     assert client.pumper()["pumps"]
@@ -441,6 +434,55 @@ def test_a_token_cache_that_fails_its_checks_is_ignored(server, tmp_path, change
     assert notes == [f"{cache}: the Tandem Source token cache is not usable ({reason}); logging in again"]
     assert saved["access_token"] not in "\n".join(client.test_lines)
     assert_one_clean_line(notes[0], server, client)
+
+
+#: Files a token cache path may meet that this pipeline did not write (issue 15: config.yaml,
+#: the Snakefile, a raw-store file and JSON of others were overwritten with the token), each with
+#: how the message words it.
+FOREIGN_CACHES = {
+    "config.yaml": (b"source: tandem\ntimezone: Europe/Berlin\n", "it is not JSON"),
+    "Snakefile": (b'configfile: "config.yaml"\n', "it is not JSON"),
+    "raw": (bytes(range(256)) * 4, "it is not JSON"),
+    "other JSON": (b'{"events": []}', "its JSON is not a token cache (other keys)"),
+    "a list": (b"[1, 2]", "its JSON is not a token cache (other keys)"),
+    "more keys": (None, "its JSON is not a token cache (other keys)"),
+    "empty": (b"", "it is not JSON"),
+    "a folder": ("folder", "it is a folder"),
+    "a symlink": ("symlink", "it is a symbolic link"),
+}
+
+
+@pytest.mark.parametrize("step", ["login", "cached"])
+@pytest.mark.parametrize("kind", FOREIGN_CACHES, ids=FOREIGN_CACHES.keys())
+def test_a_file_that_is_no_token_cache_is_never_overwritten(server, tmp_path, kind, step):
+    content, what = FOREIGN_CACHES[kind]
+    cache = tmp_path / "sensitive" / "token.json"
+    cache.parent.mkdir()
+    target = tmp_path / "config.yaml"
+    target.write_text("source: demo\n")
+    if content == "folder":
+        cache.mkdir()
+    elif content == "symlink":
+        cache.symlink_to(target)
+    elif content is None:
+        cache.write_text(json.dumps({**_saved_cache(server, tmp_path), "comment": "mine"}))
+    else:
+        cache.write_bytes(content)
+    before = cache.read_bytes() if cache.is_file() else None
+    server.clear_requests()
+    client = make_client(server, tmp_path, cache=cache)
+    with pytest.raises(tandem.TandemError) as caught:
+        client.login() if step == "login" else client.pumper()
+    message = str(caught.value)
+    assert message == (
+        f"token cache {cache}: {what}, so it is not a token cache this pipeline wrote and is never overwritten; "
+        "delete it, or set fetch.token_cache to another path"
+    )
+    assert server.requests == [], "stopped before the password was sent"
+    assert (cache.read_bytes() if cache.is_file() else None) == before
+    assert target.read_text() == "source: demo\n"
+    assert not isinstance(caught.value, OSError)
+    assert_one_clean_line(message, server, client)
 
 
 # --- pump-logs: the caller's check, the assignment id ------------------------------------------------

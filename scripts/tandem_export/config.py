@@ -579,8 +579,12 @@ def _fetch_settings(given: dict) -> dict:
 
     A number must be finite (YAML reads .inf and .nan, which the schema's bounds let through); a
     key whose default is a whole number gets one (the schema takes 3.0 as an integer).
+    ``token_cache`` must match :data:`ids.TOKEN_CACHE` in full (a relative path inside
+    ``sensitive/`` ending in ``.json``: the access token is written there, so it must never name the
+    config, the workflow, the raw store or a file outside the project).  Raises ConfigError.
     """
     fetch = {**FETCH_DEFAULTS, **given}
+    check_token_cache("fetch.token_cache", fetch["token_cache"])
     for key, default in FETCH_DEFAULTS.items():
         value = fetch[key]
         if isinstance(default, int | float) and not isinstance(value, bool) and isinstance(value, int | float):
@@ -589,6 +593,17 @@ def _fetch_settings(given: dict) -> dict:
             if isinstance(default, int):
                 fetch[key] = int(value)
     return fetch
+
+
+def check_token_cache(key: str, value) -> str:
+    """``value`` when it is a token-cache path (:data:`ids.TOKEN_CACHE`, in full), else ConfigError
+    naming ``key``, the value and the fix."""
+    if not ids.matches(ids.TOKEN_CACHE, value):
+        raise ConfigError(
+            f"{key}: {_shown(value)} is not a relative path inside sensitive/ ending in .json; the access token is "
+            "written there, so write e.g. sensitive/token.json"
+        )
+    return value
 
 
 def _sheet_serials(value: str, where: str) -> str | list[str]:
@@ -694,7 +709,10 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
                 + f"; or write the zone of {ident}'s pump in this cell"
             )
         # The shared settings, with this row's own values (dataclasses.replace copies the rest).
-        cache = Path(shared.fetch["token_cache"]).parent / "tokens" / f"{ident}.json"
+        cache = check_token_cache(
+            f"{where}, its token cache",
+            (Path(shared.fetch["token_cache"]).parent / "tokens" / f"{ident}.json").as_posix(),
+        )
         settings = replace(
             shared,
             timezone=tz,
@@ -704,7 +722,7 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
             if row["pump_serial"]
             else shared.pump_serial,
             tandem_api=dict(shared.tandem_api),
-            fetch={**shared.fetch, "token_cache": str(cache)},
+            fetch={**shared.fetch, "token_cache": cache},
             account=ident,
             credentials_file=row["credentials_file"] or None,
             email_env=row["email_env"] or None,

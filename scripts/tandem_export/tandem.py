@@ -77,6 +77,10 @@ MAX_TOKEN_LIFETIME = dt.timedelta(hours=24)
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud")
 #: An access token as a Bearer header carries it (RFC 6750, section 2.1: b64token).
 BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+#: The keys of the token cache this pipeline writes (every version has written exactly these).
+TOKEN_CACHE_KEYS = frozenset({"access_token", "expires_at", "pumper_id", "email", "issuer"})
+#: The most of a token cache read: the pipeline's own are a few kilobytes.
+TOKEN_CACHE_MAX_BYTES = 1 << 16
 
 
 class TandemError(InputError):
@@ -201,6 +205,53 @@ def api_urls(region: str, overrides: dict | None) -> dict[str, str]:
     urls = dict(REGIONS[region])
     urls.update({k: str(v) for k, v in (overrides or {}).items() if v})
     return urls
+
+
+def read_token_cache(path: Path) -> dict | None:
+    """The JSON object of the token cache at ``path`` when it is one this pipeline wrote, or None
+    when there is no file there.
+
+    A token cache this pipeline wrote is a regular file (not a folder, a symlink or a device) holding
+    a JSON object with exactly the keys of :data:`TOKEN_CACHE_KEYS`; its values are not checked here.
+    Anything else at ``path`` is someone else's file, which the login must never overwrite: raises
+    TandemError (one line naming the path, what it is, and what to do).
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a part of the path is a file (ENOTDIR), a name too long, ...
+        return _foreign_token_cache(path, f"it cannot be looked at ({exc.strerror or type(exc).__name__})")
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else "a symbolic link"
+            if stat.S_ISLNK(st.st_mode)
+            else "not a regular file"
+        )
+        return _foreign_token_cache(path, f"it is {kind}")
+    try:
+        with open(path, "rb") as fh:
+            body = fh.read(TOKEN_CACHE_MAX_BYTES + 1)
+    except OSError as exc:
+        return _foreign_token_cache(path, f"it cannot be read ({exc.strerror or type(exc).__name__})")
+    if len(body) > TOKEN_CACHE_MAX_BYTES:
+        return _foreign_token_cache(path, "it is larger than any token cache")
+    try:
+        data = answers.parse_json(body)
+    except answers.AnswerError:
+        return _foreign_token_cache(path, "it is not JSON")
+    if not isinstance(data, dict) or set(data) != TOKEN_CACHE_KEYS:
+        return _foreign_token_cache(path, "its JSON is not a token cache (other keys)")
+    return data
+
+
+def _foreign_token_cache(path: Path, what: str):
+    raise TandemError(
+        f"token cache {path}: {what}, so it is not a token cache this pipeline wrote and is never overwritten; "
+        "delete it, or set fetch.token_cache to another path"
+    )
 
 
 def _pkce_pair() -> tuple[str, str]:
@@ -473,6 +524,8 @@ class TandemClient:
         check has passed.
         """
         u = self.urls
+        if self.token_cache:
+            read_token_cache(self.token_cache)  # someone else's file there: stop before the password is sent
         budget = _Budget(self.policy)
         response, answer = self._call(
             "POST",
@@ -505,6 +558,7 @@ class TandemClient:
         self.access_token, self.pumper_id = access_token, pumper_id
         self.expires_at = dt.datetime.now(dt.UTC) + lifetime
         if self.token_cache:
+            read_token_cache(self.token_cache)  # still none, or ours
             write_private_json(
                 self.token_cache,
                 {
@@ -630,22 +684,17 @@ class TandemClient:
         """(access_token, expires_at, pumper_id) of the token cache when it is this login's, passes
         every check and lasts more than TOKEN_MARGIN, else None.
 
-        The file is read as untrusted: a JSON object whose access_token is a bearer token, whose
-        expires_at is a date and time with a zone and whose pumper_id is a UUID.  A cache that
-        fails is ignored with an INFO line giving the reason, never a value read from the file.
+        The file is read as untrusted.  A file that is not a token cache this pipeline wrote (see
+        :func:`read_token_cache`) raises TandemError: it is never overwritten.  A cache of this
+        pipeline must hold an access_token that is a bearer token, an expires_at that is a date and
+        time with a zone and a pumper_id that is a UUID; one that fails is ignored (and replaced by
+        the next login) with an INFO line giving the reason, never a value read from the file.
         """
         if not self.token_cache:
             return None
-        try:
-            data = answers.parse_json(self.token_cache.read_bytes())
-        except FileNotFoundError:
+        data = read_token_cache(self.token_cache)
+        if data is None:
             return None
-        except OSError:
-            return self._unusable_cache("it cannot be read")
-        except answers.AnswerError:
-            return self._unusable_cache("not JSON")
-        if not isinstance(data, dict):
-            return self._unusable_cache("not a JSON object")
         if data.get("email") != self.credentials.email or data.get("issuer") != self.urls["issuer"]:
             return None  # another login's token
         if not _bearer_token(data.get("access_token")):
