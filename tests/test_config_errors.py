@@ -84,6 +84,10 @@ HOSTILE = {
         "source: file\ntimezone: UTC\nfiles: [{pump_serial: '12345678'}]\n",
         "files[0]: {'pump_serial': '12345678'} has no 'path'; add it",
     ),
+    "tandem-api-http": (
+        "tandem_api: {login_url: 'http://127.0.0.1:45999/accounts/api/login'}\n",
+        "tandem_api.login_url: 'http://127.0.0.1:45999/accounts/api/login' is not an https:// URL",
+    ),
     "serial-with-newline": (
         'source: file\ntimezone: UTC\nfiles: [config.yaml]\nfile_pump_serial: "12345678\\n"\n',
         "file_pump_serial: '12345678\\n' is not a pump serial",

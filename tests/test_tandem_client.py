@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
+import io
 import json
 import logging
 import re
@@ -33,6 +34,7 @@ RETRIES = 2
 WHAT = "pump 1 window 2025-05-13..2025-05-15"
 FIRST, LAST = dt.date(2025, 5, 13), dt.date(2025, 5, 15)
 A_UUID = "0f1e2d3c-4b5a-4697-8877-665544332211"
+SCHEMA = PROJECT / "schemas" / "config.schema.yaml"
 
 #: step -> (part of the path its requests have, the name the client's messages give it)
 STEPS = {
@@ -530,6 +532,116 @@ def test_an_assignment_id_that_is_not_a_uuid_never_reaches_a_url(server, tmp_pat
     assert message.startswith(f"{WHAT}: assignmentId ") and "UUID" in message
     assert hits(server, "/pump-logs/") == 0
     assert_one_clean_line(message, server, client)
+
+
+# --- https only -------------------------------------------------------------------------------------
+
+
+class PlainListener:
+    """A plain TCP socket on 127.0.0.1 that counts the connections made to it (and what they sent)."""
+
+    def __init__(self):
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.received.append(conn.recv(65536))
+                except OSError:
+                    self.received.append(b"")
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def plain():
+    listener = PlainListener()
+    yield listener
+    listener.close()
+
+
+#: The URLs the client sends requests to (login_page is a Referer, issuer and redirect_uri are compared).
+REQUESTED = ("login_url", "authorize_url", "token_url", "jwks_url", "source_url")
+
+
+#: Every URL of tandem_api (all its keys but client_id).
+URL_KEYS = ("login_page", "login_url", "authorize_url", "token_url", "issuer", "jwks_url", "redirect_uri", "source_url")
+
+
+@pytest.mark.parametrize("key", URL_KEYS)
+def test_a_tandem_api_url_that_is_not_https_is_refused_and_nothing_is_sent(server, tmp_path, plain, key):
+    http = f"http://127.0.0.1:{plain.port}/accounts/api/login"
+    with pytest.raises(tandem.TandemError) as caught:
+        tandem.api_urls("US", {**server.api_config(), key: http})
+    assert str(caught.value) == (
+        f"tandem_api.{key}: {http!r} is not an https:// URL; a plain http:// URL would send the password and "
+        "tokens in clear text, so write the https:// URL"
+    )
+    if key in REQUESTED:  # the client itself sends nothing to such a URL, however it got one
+        client = make_client(server, tmp_path)
+        client.urls = {**client.urls, key: http}
+        with pytest.raises(tandem.TandemError) as caught:
+            client.pumper()
+        assert str(caught.value).endswith(
+            ": refusing a request to a URL that is not https:// (it would send secrets in clear text); "
+            "check the tandem_api URLs"
+        )
+        assert not isinstance(caught.value, OSError)
+        assert_one_clean_line(str(caught.value), server, client)
+    assert plain.received == []
+    # The config schema refuses it first, naming the key.
+    problem = config.schema_problem({"source": "tandem", "tandem_api": {key: http}}, SCHEMA)
+    assert problem == (
+        f"tandem_api.{key}",
+        f"{http!r} is not an https:// URL (printable characters, no spaces): "
+        "plain http:// would send the password in clear text",
+    )
+    assert config.schema_problem({"source": "tandem", "tandem_api": {key: server.api_config()[key]}}, SCHEMA) is None
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_to_a_url_that_is_not_https_is_not_followed(server, tmp_path, plain, status):
+    """requests follows redirects, and resends a 307/308's body (the password) to the new place."""
+    http = f"http://127.0.0.1:{plain.port}/steal"
+
+    class Redirecting(requests.adapters.HTTPAdapter):
+        def send(self, request, **kwargs):
+            if "/accounts/api/login" not in request.url:
+                return super().send(request, **kwargs)
+            response = requests.Response()
+            response.status_code, response.url, response.request = status, request.url, request
+            response.headers["Location"] = http
+            response.raw = io.BytesIO(b"")
+            return response
+
+    client = make_client(server, tmp_path)
+    client.session.mount("https://", Redirecting())
+    with pytest.raises(tandem.TandemError) as caught:
+        client.login()
+    assert str(caught.value) == (
+        "login: Tandem Source redirected to a URL that is not https://; not followed (it would send secrets in "
+        "clear text); check the tandem_api URLs"
+    )
+    assert plain.received == [] and client.access_token is None
+    assert_one_clean_line(str(caught.value), server, client)
 
 
 # --- configuration ----------------------------------------------------------------------------------

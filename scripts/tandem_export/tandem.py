@@ -66,6 +66,8 @@ REGIONS: dict[str, dict[str, str]] = {
     },
 }
 API_KEYS = tuple(REGIONS["US"])
+#: The keys of REGIONS (and of config ``tandem_api``) that are URLs: each must be https://.
+URL_KEYS = tuple(k for k in API_KEYS if k != "client_id")
 CREDENTIALS_FILE = Path("sensitive") / "credentials.toml"
 TOKEN_FILE = Path("sensitive") / "token.json"
 TOKEN_MARGIN = dt.timedelta(minutes=5)
@@ -201,10 +203,39 @@ def account_credentials(
 
 
 def api_urls(region: str, overrides: dict | None) -> dict[str, str]:
-    """The URL set and client id of ``region`` with the config's ``tandem_api`` overrides applied."""
+    """The URL set and client id of ``region`` (a key of REGIONS) with the config's ``tandem_api``
+    overrides applied: {key of API_KEYS: value}.
+
+    Every URL (:data:`URL_KEYS`) must be https:// (:data:`ids.HTTPS_URL`, in full; the config
+    schema refuses others first): TandemError naming the key otherwise, before any request.
+    """
     urls = dict(REGIONS[region])
     urls.update({k: str(v) for k, v in (overrides or {}).items() if v})
+    for key in URL_KEYS:
+        if not ids.matches(ids.HTTPS_URL, urls.get(key)):
+            raise TandemError(
+                f"tandem_api.{key}: {_short(repr(urls.get(key)), 80)} is not an https:// URL; a plain http:// URL "
+                "would send the password and tokens in clear text, so write the https:// URL"
+            )
     return urls
+
+
+class InsecureRedirect(requests.exceptions.RequestException):
+    """A redirect to a URL that is not https:// (never followed)."""
+
+
+class _HttpsOnlySession(requests.Session):
+    """A requests Session that follows no redirect to a URL that is not https://.
+
+    requests follows redirects, resending the body of a 307 or 308 (the login's password) to
+    wherever the Location header points; every hop passes through ``rebuild_auth``, which raises
+    InsecureRedirect here before anything is sent to such a URL.
+    """
+
+    def rebuild_auth(self, prepared_request, response):
+        if not ids.matches(ids.HTTPS_URL, prepared_request.url):
+            raise InsecureRedirect("redirect to a URL that is not https://")
+        super().rebuild_auth(prepared_request, response)
 
 
 def read_token_cache(path: Path) -> dict | None:
@@ -390,7 +421,7 @@ class TandemClient:
         self.policy = policy
         self.log = log
         # The default adapters retry nothing (Retry(0, read=False)): every retry is counted here.
-        self.session = requests.Session()
+        self.session = _HttpsOnlySession()
         self.access_token: str | None = None
         self.expires_at: dt.datetime | None = None
         self.pumper_id: str | None = None
@@ -400,9 +431,15 @@ class TandemClient:
         """One request: ``(response, check(body))`` (None without a check, or for a status other
         than 200), or the :class:`_Fault` it met.
 
-        Raises TandemError for what no retry mends: a certificate that cannot be verified, a URL or
-        header that cannot be sent, a CA bundle that cannot be read.
+        Raises TandemError for what no retry mends: a URL that is not https:// (nothing is sent), a
+        redirect to one, a certificate that cannot be verified, a URL or header that cannot be sent,
+        a CA bundle that cannot be read.
         """
+        if not ids.matches(ids.HTTPS_URL, url):  # never the URL itself: a redirect's may carry a code
+            raise TandemError(
+                f"{what}: refusing a request to a URL that is not https:// (it would send secrets in clear text); "
+                "check the tandem_api URLs"
+            )
         try:
             response = self.session.request(method, url, timeout=self.policy.timeout_seconds, **kwargs)
         except requests.exceptions.RequestException as exc:
@@ -428,6 +465,11 @@ class TandemClient:
         """The fault a requests exception stands for, or TandemError when retrying cannot help."""
         errors = requests.exceptions
         causes = list(_causes(exc))
+        if isinstance(exc, InsecureRedirect):
+            raise TandemError(
+                f"{what}: Tandem Source redirected to a URL that is not https://; not followed (it would send "
+                "secrets in clear text); check the tandem_api URLs"
+            ) from None
         if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
             raise TandemError(
                 f"{what}: the TLS certificate of Tandem Source could not be verified; check the tandem_api URLs and "
