@@ -221,3 +221,38 @@ def test_a_file_that_changed_after_the_run_began_is_not_stored_under_the_old_nam
     assert target.read_text() == '{"events": [0]}'
     assert source.checksum_path(target).read_text().split()[0] == hashlib.sha256(b'{"events": [0]}').hexdigest()
     assert source.import_file(str(origin), str(target), log) is False
+
+
+def test_a_long_saved_file_name_gets_a_raw_store_name_the_file_system_takes(tmp_path, monkeypatch):
+    import hashlib
+    import re
+
+    from tandem_export import config
+
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "saved").mkdir()
+    saved = workdir / "saved" / ("a" * 239 + ".json")  # 244 characters: a valid name
+    saved.write_bytes(history())
+    digest = hashlib.sha256(saved.read_bytes()).hexdigest()[:12]
+    monkeypatch.chdir(workdir)
+    (entry,) = config._file_entries({"files": [f"saved/{saved.name}"]}, str(workdir)).values()
+    assert entry.window == "a" * 100 + f"-{digest}"
+    # A cut that ends in a separator drops it; the hash suffix stays.
+    dashed = workdir / "saved" / ("b" * 99 + "-" + "c" * 140 + ".json")
+    dashed.write_bytes(b'{"events": []}')
+    (other,) = config._file_entries({"files": [f"saved/{dashed.name}"]}, str(workdir)).values()
+    assert re.fullmatch("b" * 99 + "-[0-9a-f]{12}", other.window), other.window
+    monkeypatch.undo()
+    proc = snakemake(
+        workdir,
+        "-c1",
+        "exports/cgm_readings.csv",
+        "--config",
+        "source=file",
+        f"files=[saved/{saved.name}]",
+        "file_pump_serial=12345678",
+        "timezone=UTC",
+    )
+    assert (workdir / "data" / "raw" / "files" / f"{entry.window}.raw").read_bytes() == saved.read_bytes()
+    assert len((workdir / "exports" / "cgm_readings.csv").read_text().splitlines()) == 3  # header, two readings
+    assert "free space" not in proc.stderr

@@ -372,6 +372,8 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+#: The most characters of a saved file's name kept in its raw-store copy's name ``{stem}-{12 hex digits}``.
+STEM_CHARACTERS = 100
 #: Where the SHA-256 of each saved file is remembered between runs, beside Snakemake's own state.
 DIGEST_CACHE = Path(".snakemake") / "tandem_export" / "saved-file-digests.json"
 
@@ -441,7 +443,9 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
             digest = digests.sha256(full)
         except OSError as exc:
             raise ConfigError(f"files: {path!r} cannot be read ({exc.strerror}); fix its permissions") from None
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-") or "file"
+        # At most STEM_CHARACTERS of the name: with the hash and ".raw.sha256" the raw-store names stay
+        # far below the 255 bytes a file system allows (a longer saved-file name is valid, its copy not).
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-")[:STEM_CHARACTERS].rstrip("-") or "file"
         # The content's hash is part of the name: a saved file that changes becomes a new raw-store
         # entry, and the copy imported before is never overwritten.
         window = f"{stem}-{digest[:12]}"
