@@ -58,3 +58,28 @@ def test_a_full_disk_still_says_free_space(tmp_path, capsys):
         f"[import_files] ERROR: could not read or write {tmp_path}/t.csv: No space left on device; free space or fix "
         "permissions, then run again"
     )
+
+
+@pytest.mark.parametrize(
+    ("script_line", "expected"),
+    [
+        ({}, "interrupted; run again to resume"),
+        (
+            {"interrupted": "interrupted; run again to resume: windows saved so far are kept"},  # fetch_tandem.py's
+            "interrupted; run again to resume: windows saved so far are kept",
+        ),
+    ],
+    ids=["any rule", "fetch"],
+)
+def test_ctrl_c_is_one_line_and_exit_130_without_a_traceback(tmp_path, capsys, script_line, expected):
+    def body(log):
+        log.info("fetching")
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as stop:
+        runlog.run(SimpleNamespace(log=[str(tmp_path / "rule.log")]), "fetch", body, **script_line)
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["[fetch] INFO: fetching", f"[fetch] ERROR: {expected}"]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert (tmp_path / "rule.log").read_text().splitlines()[-1] == f"[fetch] ERROR: {expected}"

@@ -62,7 +62,14 @@ def os_error_line(exc: OSError) -> str:
     return f"could not read or write{where}: {exc.strerror or exc}; {advice}, then run again"
 
 
-def run(snakemake, rule: str, body: Callable[[logging.Logger], None]) -> None:
+#: What an interrupted rule (Ctrl-C) says: its outputs are written under temporary names and renamed,
+#: so nothing half-written is left, and the next run does what is left.
+INTERRUPTED = "interrupted; run again to resume"
+#: The exit status of a process ended by SIGINT, as shells report it (128 + 2).
+INTERRUPTED_EXIT = 130
+
+
+def run(snakemake, rule: str, body: Callable[[logging.Logger], None], interrupted: str = INTERRUPTED) -> None:
     """Run a rule body; bad input or a failed read or write becomes one logged error line and exit 1.
 
     Every output is written under a temporary name and renamed (storage.atomic_path), so a file
@@ -70,11 +77,15 @@ def run(snakemake, rule: str, body: Callable[[logging.Logger], None]) -> None:
     runs the job, so an output being rebuilt is absent after a failed write, never half written.)
     ``snakemake`` is the rule's snakemake object (only ``log[0]`` is used), ``body`` gets the logger.
     Exits (SystemExit) with 1 for InputError, an OSError (:func:`os_error_line`) or a DuckDB read
-    or write error; any other exception is raised as it is (a bug).
+    or write error, and with 130 after the line ``interrupted`` for KeyboardInterrupt (Ctrl-C: no
+    traceback); any other exception is raised as it is (a bug).
     """
     log = open_log(snakemake.log[0], rule)
     try:
         body(log)
+    except KeyboardInterrupt:
+        log.error("%s", interrupted)
+        sys.exit(INTERRUPTED_EXIT)
     except InputError as exc:
         log.error("%s", exc)
         sys.exit(1)
