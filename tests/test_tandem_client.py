@@ -206,6 +206,7 @@ def test_a_token_answer_cut_short_is_retried_with_a_new_code(server, tmp_path):
 
 
 def test_a_timeout_is_retried_then_named(server, tmp_path):
+    # The stand-in's "slow" answer beyond fetch.timeout_seconds: a read timeout.
     client = make_client(server, tmp_path, retries=1, timeout=0.3)
     client.login()
     server.inject("slow", count=2, path_contains="/pumper/", seconds=1.0)
@@ -215,6 +216,70 @@ def test_a_timeout_is_retried_then_named(server, tmp_path):
     assert str(caught.value) == (
         "pump list: Tandem Source did not answer within 0.3 s after 1 retry; try again later, "
         "or raise fetch.timeout_seconds"
+    )
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 where nothing listens (bound, then closed)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+REFUSED = (
+    "could not connect to Tandem Source (connection refused) after 1 retry; check the tandem_api URLs and this "
+    "machine's network connection, or try again later"
+)
+
+
+@pytest.mark.parametrize("step", ["login", "pump list"])
+def test_a_connection_refused_is_named_so_not_a_timeout(server, tmp_path, sleeps, step):
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError: every refusal was "did not answer within 60 s".
+    nothing = f"https://127.0.0.1:{closed_port()}/"
+    client = make_client(server, tmp_path, retries=1, timeout=5.0)
+    if step == "login":
+        client.urls = {**client.urls, "login_url": nothing + "accounts/api/login"}
+    else:
+        client.login()
+        client.urls = {**client.urls, "source_url": nothing}
+    with pytest.raises(tandem.Unavailable) as caught:
+        client.login() if step == "login" else client.pumper()
+    assert str(caught.value) == f"{step}: {REFUSED}"
+    assert_one_clean_line(str(caught.value), server, client)
+
+
+def test_a_failed_name_lookup_is_named_so(server, tmp_path, monkeypatch, sleeps):
+    import socket
+
+    def no_such_name(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    client = make_client(server, tmp_path, retries=1)
+    client.urls = {**client.urls, "login_url": "https://tandem.invalid/accounts/api/login"}
+    with pytest.raises(tandem.Unavailable) as caught:
+        client.login()
+    assert str(caught.value) == (
+        "login: the address of Tandem Source could not be looked up (DNS) after 1 retry; check this machine's "
+        "network connection and the tandem_api URLs, or try again later"
+    )
+
+
+def test_a_connect_that_times_out_is_still_a_timeout(server, tmp_path, monkeypatch, sleeps):
+    import urllib3.util.connection
+
+    def no_answer(*args, **kwargs):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", no_answer)
+    client = make_client(server, tmp_path, retries=1, timeout=0.3)
+    with pytest.raises(tandem.Unavailable) as caught:
+        client.login()
+    assert str(caught.value) == (
+        "login: Tandem Source did not answer within 0.3 s after 1 retry; try again later, or raise "
+        "fetch.timeout_seconds"
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import http.client
 import json
@@ -22,6 +23,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import ssl
 import stat
 import sys
@@ -488,6 +490,23 @@ class TandemClient:
                 f"{what}: the request could not be sent ({type(exc).__name__}); check the tandem_api values in the "
                 "config, else report this as a bug of tandem-export"
             ) from None
+        # No connection was made: urllib3's NewConnectionError (and NameResolutionError, its subclass)
+        # subclasses ConnectTimeoutError for old callers, but it is a refusal or a failed lookup, not a
+        # timeout (a connect that times out is a ConnectTimeoutError alone).
+        if any(isinstance(c, urllib3.exceptions.NewConnectionError) for c in causes):
+            if any(isinstance(c, (urllib3.exceptions.NameResolutionError, socket.gaierror)) for c in causes):
+                return _Fault(
+                    "the address of Tandem Source could not be looked up (DNS)",
+                    error=exc,
+                    advice="check this machine's network connection and the tandem_api URLs, or try again later",
+                )
+            code = next((c.errno for c in causes if isinstance(c, OSError) and c.errno), None)
+            words = "connection refused" if code == errno.ECONNREFUSED else (os.strerror(code) if code else "")
+            return _Fault(
+                f"could not connect to Tandem Source ({words[:1].lower() + words[1:] or _reason(exc)})",
+                error=exc,
+                advice="check the tandem_api URLs and this machine's network connection, or try again later",
+            )
         if isinstance(exc, errors.Timeout) or any(
             isinstance(c, (urllib3.exceptions.TimeoutError, TimeoutError)) for c in causes
         ):
