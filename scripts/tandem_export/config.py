@@ -48,6 +48,16 @@ DATABASE = "tandem.duckdb"
 FORMATS = ("parquet", "csv")
 #: Folder under exports/ holding the tables of every sheet account together (with an account column).
 COMBINED = "combined"
+#: Every folder name the single-account layout uses under data/, exports/, logs/ and reports/ (rules/*.smk,
+#: the raw-store plan below, export_manifest.RECORDS).  A sheet account's files live in data/<id>/,
+#: exports/<id>/, logs/<id>/ and reports/<id>/, so an account with one of these ids would mix its files
+#: with the single account's (``raw`` put its tables inside data/raw/, the raw store).
+LAYOUT_FOLDERS = (
+    *("raw", "files", demo.DEMO_SERIAL, "fetch", "normalized", "imported", "tables", "export-records"),
+    *("export", "unknown", "report", "source"),
+)
+#: Account ids a sheet may not use (compared without regard to case): the layout's folders, and COMBINED.
+RESERVED_ACCOUNTS = (*LAYOUT_FOLDERS, COMBINED)
 #: Columns of the accounts sheet (schemas/accounts.schema.yaml), in the order the README lists them.
 ACCOUNT_COLUMNS = ("account", "credentials_file", "email_env", "password_env", "region", "timezone", "pump_serial")
 SOURCES = ("auto", "tandem", "demo", "file")
@@ -635,7 +645,8 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
     account's fetch job, never here, so one account's missing credentials fail only that account.
 
     Raises ConfigError (one line naming the sheet, row and column) for a missing or invalid sheet,
-    a duplicate or reserved id, or a row with no or two credential sources.
+    a duplicate or reserved id (:data:`RESERVED_ACCOUNTS`, in any case), or a row with no or two
+    credential sources.
     """
     sheet = _none(config.get("accounts"))
     if sheet is None:
@@ -692,6 +703,12 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
             raise ConfigError(f"{where}: account {ident!r} is listed twice; give every account its own id")
         if ident.lower() == COMBINED:
             raise ConfigError(f"{where}: {COMBINED!r} is reserved for the combined exports; choose another id")
+        if ident.lower() in {r.lower() for r in RESERVED_ACCOUNTS}:
+            raise ConfigError(
+                f"{where}, column account: {ident!r} is the name of a folder the pipeline's own files use under "
+                f"data/, exports/, logs/ or reports/, so its files would mix with them; choose another id (not "
+                f"{', '.join(RESERVED_ACCOUNTS)})"
+            )
         seen.add(ident.lower())
         by_file = bool(row["credentials_file"])
         by_env = bool(row["email_env"] or row["password_env"])
