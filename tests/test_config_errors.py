@@ -447,6 +447,36 @@ def test_local_is_this_machines_zone_and_part_of_the_lineage(tmp_path, monkeypat
         settings_for(tmp_path, monkeypatch, machine="Not/AZone", **file)
 
 
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "America", "Europe/", "/etc/localtime"])
+def test_a_zone_that_names_no_place_is_refused_in_one_line(tmp_path, monkeypatch, zone):
+    # localtime read pump times in this machine's zone without the warning timezone: local gives.
+    file = {"source": "file", "files": ["saved.json"]}
+    expected = (
+        f"timezone: {zone!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York, "
+        "or local for this machine's zone"
+    )
+    with pytest.raises(cfg.ConfigError) as caught:
+        settings_for(tmp_path, monkeypatch, timezone=zone, **file)
+    assert str(caught.value) == expected
+    (tmp_path / "accounts.tsv").write_text(f"account\temail_env\tpassword_env\ttimezone\nalice\tE\tP\t{zone}\n")
+    with pytest.raises(cfg.ConfigError) as caught:
+        settings_for(tmp_path, monkeypatch, accounts="accounts.tsv")
+    assert str(caught.value) == f"accounts: 'accounts.tsv' line 2, column timezone: {expected}"
+    # Nor is a machine set to one of them a zone for timezone: local.
+    with pytest.raises(cfg.ConfigError, match="^timezone: local, but this machine's zone cannot be determined"):
+        settings_for(tmp_path, monkeypatch, machine=zone, timezone="local", **file)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "EST5EDT"])
+def test_every_zone_of_a_place_is_accepted(tmp_path, monkeypatch, zone):
+    (given,) = settings_for(tmp_path, monkeypatch, timezone=zone, source="file", files=["saved.json"]).values()
+    assert (given.timezone, given.timezone_from) == (zone, "config")
+    (here,) = settings_for(
+        tmp_path, monkeypatch, machine=zone, timezone="local", source="file", files=["saved.json"]
+    ).values()
+    assert here.timezone == zone
+
+
 def test_every_sheet_account_needs_a_timezone(tmp_path, monkeypatch):
     (tmp_path / "accounts.tsv").write_text(
         "account\temail_env\tpassword_env\ttimezone\n"

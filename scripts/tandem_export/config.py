@@ -293,8 +293,21 @@ LOCAL = "local"
 LOCAL_FROM = "local (this machine's zone)"
 
 
+#: Names the zone database holds that are no place's zone: ``localtime`` is whatever this machine is
+#: set to (without the warning ``local`` gives), ``Factory`` and ``posixrules`` are placeholders.
+NOT_A_PLACE = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@functools.cache
+def known_zones() -> frozenset[str]:
+    """The IANA zone names a ``timezone`` may give: ``zoneinfo.available_timezones()`` but
+    :data:`NOT_A_PLACE`."""
+    return frozenset(zoneinfo.available_timezones()) - NOT_A_PLACE
+
+
 def machine_zone() -> str | None:
-    """This machine's IANA zone name (tzlocal), or None when it cannot be told or is not a known zone."""
+    """This machine's IANA zone name (tzlocal), or None when it cannot be told or is not a known zone
+    (:func:`known_zones`)."""
     import tzlocal
 
     try:
@@ -302,7 +315,7 @@ def machine_zone() -> str | None:
         zoneinfo.ZoneInfo(name)
     except Exception:  # noqa: BLE001 - no zone configured, or one the zone database lacks
         return None
-    return name
+    return name if name in known_zones() else None
 
 
 def timezone_not_set(where: str = "timezone: not set") -> str:
@@ -320,8 +333,9 @@ def check_timezone(value, source: str) -> tuple[str, str]:
     Unset (None, '', 'null') is the demo pump's own zone for the demo, and a ConfigError for every
     other source: pump times are wall-clock times, and reading them in a zone the user never chose
     (this machine's, perhaps UTC) puts every instant hours off without a sign.  ``local`` is this
-    machine's zone, chosen on purpose (where: :data:`LOCAL_FROM`).  ConfigError also for a name the
-    zone database lacks.
+    machine's zone, chosen on purpose (where: :data:`LOCAL_FROM`).  Any other value must be one of
+    :func:`known_zones` (exactly as written): ConfigError for a name the zone database lacks, and
+    for ``localtime``, ``Factory`` and ``posixrules``, which name no place.
     """
     value = _none(value)
     if value is None:
@@ -336,13 +350,11 @@ def check_timezone(value, source: str) -> tuple[str, str]:
                 "e.g. --config timezone=Europe/Berlin (an IANA name)"
             )
         return zone, LOCAL_FROM
-    try:
-        zoneinfo.ZoneInfo(str(value))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('America'), a long name
+    if str(value) not in known_zones():  # not a folder ('America'), nor a path, nor 'localtime'
         raise ConfigError(
             f"timezone: {value!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York, "
             "or local for this machine's zone"
-        ) from None
+        )
     return str(value), "config"
 
 
