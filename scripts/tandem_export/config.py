@@ -124,6 +124,8 @@ class Settings:
     demo_days: int
     raw_files: dict[tuple[str, str], RawFile] = field(default_factory=dict)
     notice: str | None = None
+    #: Warnings about the configuration, each one line, printed once when the workflow is parsed.
+    warnings: list[str] = field(default_factory=list)
     region: str | None = None
     pump_serial: str | list[str] = "all"
     tandem_api: dict = field(default_factory=dict)
@@ -437,7 +439,15 @@ class _Digests:
                 tmp.write_text(json.dumps(self.used, sort_keys=True), encoding="utf-8")
 
 
-def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
+def _file_entries(config: dict, basedir: str, warnings: list[str] | None = None) -> dict[tuple[str, str], RawFile]:
+    """{("files", window): RawFile} of every saved file of config ``files``, in the order listed.
+
+    Each file is one pump's history, named by its content (``{stem}-{12 hex digits of its
+    SHA-256}``).  The same content listed again (the same file by another path, or a copy) with
+    the same pump serial is read once, with one line appended to ``warnings`` naming every path
+    it was listed as; with another serial it is a ConfigError naming both paths.  ConfigError also
+    for an empty list, a path that is no readable file, or a serial that is not one.
+    """
     entries = config.get("files") or []
     if isinstance(entries, str):
         entries = [entries]
@@ -447,7 +457,8 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         )
     default_serial = _serial(config.get("file_pump_serial", "UNKNOWN"), "file_pump_serial")
     out = {}
-    listed_as: dict[str, str] = {}  # window -> the path as the user wrote it
+    listed_as: dict[str, list[str]] = {}  # SHA-256 -> every path it was listed as, as the user wrote them
+    entry_of: dict[str, RawFile] = {}  # SHA-256 -> its entry
     digests = _Digests(Path.cwd() / DIGEST_CACHE)
     for item in entries:
         path = item if isinstance(item, str) else item["path"]
@@ -471,19 +482,29 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         # The content's hash is part of the name: a saved file that changes becomes a new raw-store
         # entry, and the copy imported before is never overwritten.
         window = f"{stem}-{digest[:12]}"
-        earlier = out.get(("files", window))
-        if earlier is not None and earlier.pump_serial != serial:
-            # The same bytes twice (one file listed twice, or two copies with one name): one raw-store
-            # entry, so one pump serial; two serials would silently drop one pump's events.
-            same = Path(earlier.origin).resolve() == full.resolve()
-            what = "is listed twice" if same else f"holds the same content as {listed_as[window]!r}"
-            raise ConfigError(
-                f"files: {path!r} {what}, with pump serials {earlier.pump_serial!r} and {serial!r}; a saved file "
-                "is one pump's history: list it once, with its pump's serial"
-            )
+        earlier = entry_of.get(digest)
+        if earlier is not None:
+            # The same bytes twice (one file listed twice, or a copy): one pump's history. Under two
+            # serials it would silently become two pumps (or drop one's events); under one, it is read once.
+            first = listed_as[digest][0]
+            if earlier.pump_serial != serial:
+                same = Path(earlier.origin).resolve() == full.resolve()
+                what = "is listed twice" if same else f"holds the same content as {first!r}"
+                raise ConfigError(
+                    f"files: {path!r} {what}, with pump serials {earlier.pump_serial!r} and {serial!r}"
+                    f"{f' (first as {first!r})' if same else ''}; a saved file is one pump's history: list it once, "
+                    "with its pump's serial"
+                )
+            listed_as[digest].append(str(path))
+            continue
         out[("files", window)] = RawFile("files", window, f"data/raw/files/{window}.raw", "file", serial, str(full))
-        listed_as.setdefault(window, str(path))
+        entry_of[digest], listed_as[digest] = out[("files", window)], [str(path)]
     digests.save()
+    for paths in listed_as.values():
+        if len(paths) > 1 and warnings is not None:
+            times = "twice" if len(paths) == 2 else f"{len(paths)} times"
+            named = ", ".join(repr(p) for p in paths[:-1]) + f" and {paths[-1]!r}"
+            warnings.append(f"files: {named} hold the same content (listed {times}); read once")
     return out
 
 
@@ -584,7 +605,7 @@ def check(config: dict, basedir: str) -> Settings:
     if source == "demo":
         settings.raw_files = _demo_entries(settings)
     elif source == "file":
-        settings.raw_files = _file_entries(config, basedir)
+        settings.raw_files = _file_entries(config, basedir, settings.warnings)
     else:
         region = _none(config.get("region"))
         if region is not None and str(region).upper() not in ("US", "EU"):
@@ -796,8 +817,9 @@ def load(config: dict, basedir: str | Path) -> tuple[Settings, dict[str, Setting
 def load_or_exit(config: dict, basedir: str | Path) -> tuple[Settings, dict[str, Settings]]:
     """:func:`load`, printing one line (``Configuration error: ...``) and exiting with status 1 on a problem.
 
-    The source notice, if any, and a warning when an account reads pump times in this machine's
-    zone (``timezone: local``) are printed to stderr, once.
+    The source notice, if any, the configuration's warnings (Settings.warnings) and a warning when
+    an account reads pump times in this machine's zone (``timezone: local``) are printed to stderr,
+    once.
     """
     try:
         shared, served = load(config, basedir)
@@ -805,6 +827,8 @@ def load_or_exit(config: dict, basedir: str | Path) -> tuple[Settings, dict[str,
         _exit(exc)
     if shared.notice:
         print(f"Notice: {shared.notice}", file=sys.stderr)
+    for warning in shared.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
     local = next((s.timezone for s in served.values() if s.timezone_from == LOCAL_FROM), None)
     if local:
         print(
