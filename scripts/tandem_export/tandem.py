@@ -32,6 +32,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import jwt
@@ -255,15 +256,12 @@ def read_token_cache(path: Path) -> dict | None:
         return None
     except OSError as exc:  # a part of the path is a file (ENOTDIR), a name too long, ...
         return _foreign_token_cache(path, f"it cannot be looked at ({exc.strerror or type(exc).__name__})")
+    if stat.S_ISDIR(st.st_mode):
+        return _foreign_token_cache(path, "it is a folder")
+    if stat.S_ISLNK(st.st_mode):
+        return _foreign_token_cache(path, "it is a symbolic link")
     if not stat.S_ISREG(st.st_mode):
-        kind = (
-            "a folder"
-            if stat.S_ISDIR(st.st_mode)
-            else "a symbolic link"
-            if stat.S_ISLNK(st.st_mode)
-            else "not a regular file"
-        )
-        return _foreign_token_cache(path, f"it is {kind}")
+        return _foreign_token_cache(path, "it is not a regular file")
     try:
         with open(path, "rb") as fh:
             body = fh.read(TOKEN_CACHE_MAX_BYTES + 1)
@@ -280,7 +278,7 @@ def read_token_cache(path: Path) -> dict | None:
     return data
 
 
-def _foreign_token_cache(path: Path, what: str):
+def _foreign_token_cache(path: Path, what: str) -> NoReturn:
     raise TandemError(
         f"token cache {path}: {what}, so it is not a token cache this pipeline wrote and is never overwritten; "
         "delete it, or set fetch.token_cache to another path"
