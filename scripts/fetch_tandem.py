@@ -47,4 +47,10 @@ def body(log):
 
 
 # With an accounts sheet every console line names its account: "[fetch alice] INFO: ...".
-runlog.run(snakemake, f"fetch {snakemake.params.account or ''}".strip(), body)  # noqa: F821
+# Every window is saved the moment it arrives, so a Ctrl-C loses none of them.
+runlog.run(
+    snakemake,  # noqa: F821
+    f"fetch {snakemake.params.account or ''}".strip(),  # noqa: F821
+    body,
+    interrupted=f"{runlog.INTERRUPTED}: windows saved so far are kept",
+)

@@ -245,3 +245,52 @@ def test_bad_sheet_is_one_line(tmp_path, server):
         workdir, "-n", "all", "--configfile", "accounts.yaml", "--config", "combined_exports=false", env=env
     )
     assert "exports/combined/" not in proc.stdout and "exports/alice/cgm_readings.csv" in proc.stdout
+
+
+def layout_folders() -> set[str]:
+    """Every folder name the single-account layout uses under data/, exports/, logs/ and reports/:
+    read from the quoted paths of the rules and the package, with the raw store's fixed folders."""
+    import re
+
+    from tandem_export import demo, export_manifest, ids
+
+    texts = [p.read_text() for p in [PROJECT / "Snakefile", *(PROJECT / "rules").glob("*.smk")]]
+    texts += [p.read_text() for p in (PROJECT / "scripts").rglob("*.py")]
+    found = {export_manifest.RECORDS, demo.DEMO_SERIAL}  # data/<dir>/export-records/, data/raw/DEMO-00000001/
+    for text in texts:
+        for quoted in re.findall(r'"((?:data|exports|logs|reports)/[^"\n]*)"', text):
+            for prefix in ("{{acct}}", "{acct}", "{wc.acct}", "{wildcards.acct}", "{prefix}"):
+                quoted = quoted.replace(prefix, "")
+            found.update(part for part in quoted.split("/")[1:-1] if ids.matches(ids.ACCOUNT, part))
+    return found
+
+
+def test_the_reserved_ids_are_every_folder_of_the_layout():
+    from tandem_export import config
+
+    found = layout_folders()
+    assert {"raw", "files", "fetch", "normalized", "imported", "tables", "export-records"} <= found
+    assert found <= set(config.LAYOUT_FOLDERS), found - set(config.LAYOUT_FOLDERS)
+    assert set(config.RESERVED_ACCOUNTS) == set(config.LAYOUT_FOLDERS) | {config.COMBINED}
+
+
+REPORTED = ["raw", "tables", "fetch", "normalized", "imported", "files", "export-records", "combined"]
+
+
+@pytest.mark.parametrize("ident", [*REPORTED, "RAW", "Tables", "Export-Records", "demo-00000001", "export", "report"])
+def test_an_account_id_that_is_a_folder_of_the_layout_is_refused(tmp_path, monkeypatch, ident):
+    from tandem_export import config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "accounts.tsv").write_text(f"account\temail_env\tpassword_env\nalice\tA\tB\n{ident}\tE\tP\n")
+    merged = {**yaml.safe_load((PROJECT / "config.yaml").read_text()), "accounts": "accounts.tsv", "timezone": "UTC"}
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(merged, str(PROJECT))
+    message = str(caught.value)
+    assert message.startswith("accounts: 'accounts.tsv' line 3") and repr(ident) in message, message
+    assert "choose another id" in message and len(message.splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+    # An id that merely contains one is fine.
+    (tmp_path / "accounts.tsv").write_text(f"account\temail_env\tpassword_env\n{ident}2\tE\tP\n")
+    (served,) = config.load(merged, str(PROJECT))[1].values()
+    assert served.account == f"{ident}2"

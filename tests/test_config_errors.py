@@ -84,6 +84,10 @@ HOSTILE = {
         "source: file\ntimezone: UTC\nfiles: [{pump_serial: '12345678'}]\n",
         "files[0]: {'pump_serial': '12345678'} has no 'path'; add it",
     ),
+    "tandem-api-http": (
+        "tandem_api: {login_url: 'http://127.0.0.1:45999/accounts/api/login'}\n",
+        "tandem_api.login_url: 'http://127.0.0.1:45999/accounts/api/login' is not an https:// URL",
+    ),
     "serial-with-newline": (
         'source: file\ntimezone: UTC\nfiles: [config.yaml]\nfile_pump_serial: "12345678\\n"\n',
         "file_pump_serial: '12345678\\n' is not a pump serial",
@@ -315,6 +319,66 @@ def test_the_hand_check_of_a_saved_files_serial_matches_in_full(tmp_path, monkey
             cfg._file_entries(config, str(PROJECT))
 
 
+# --- the token cache stays inside sensitive/ ----------------------------------------------------
+
+#: token_cache values that had the token written over them (issue 15), and others like them.
+NOT_A_TOKEN_CACHE = [
+    *["config.yaml", "Snakefile", "data/raw/files/x.raw", "../outside.json", "/tmp/x/token.json", "sensitive"],
+    *[
+        "sensitive/",
+        "sensitive/../config.json",
+        "sensitive/./token.json",
+        "sensitive//token.json",
+        "./sensitive/t.json",
+    ],
+    *[
+        "sensitive/token.json\n",
+        "sensitive/token.yaml",
+        "sensitive/.token.json",
+        "sensitive/a..json",
+        "Sensitive/t.json",
+    ],
+]
+
+
+@pytest.mark.parametrize("value", NOT_A_TOKEN_CACHE)
+def test_a_token_cache_outside_sensitive_is_refused_in_one_line(tmp_path, monkeypatch, value):
+    (tmp_path / "config.yaml").write_text("source: demo\n")
+    for load in (
+        lambda: settings_for(tmp_path, monkeypatch, credentials=True, timezone="UTC", fetch={"token_cache": value}),
+        lambda: cfg._fetch_settings({"token_cache": value}),  # the hand check, without the schema
+    ):
+        with pytest.raises(cfg.ConfigError) as caught:
+            load()
+        message = str(caught.value)
+        assert message.startswith(f"fetch.token_cache: {value!r} is not ") and "sensitive/" in message, message
+        assert len(message.splitlines()) == 1
+    assert (tmp_path / "config.yaml").read_text() == "source: demo\n"
+
+
+@pytest.mark.parametrize("value", ["sensitive/token.json", "sensitive/a/b-c_d.e.json", "sensitive/T0.json"])
+def test_a_token_cache_inside_sensitive_is_accepted_and_sheet_caches_follow_it(tmp_path, monkeypatch, value):
+    (single,) = settings_for(
+        tmp_path, monkeypatch, credentials=True, timezone="UTC", fetch={"token_cache": value}
+    ).values()
+    assert single.fetch["token_cache"] == value
+    (tmp_path / "accounts.tsv").write_text("account\temail_env\tpassword_env\nalice-2\tE\tP\n")
+    (alice,) = settings_for(
+        tmp_path, monkeypatch, accounts="accounts.tsv", timezone="UTC", fetch={"token_cache": value}
+    ).values()
+    assert alice.fetch["token_cache"] == f"{value.rsplit('/', 1)[0]}/tokens/alice-2.json"
+    assert ids.matches(ids.TOKEN_CACHE, alice.fetch["token_cache"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.sampled_from(NOT_A_TOKEN_CACHE + ["sensitive/token.json", "sensitive/a/b.json"])
+    | st.text(alphabet="sentiv/.json_-aA0\n", max_size=40)
+)
+def test_the_schema_token_cache_pattern_accepts_exactly_what_ids_does(text):
+    assert schema_accepts({"fetch": {"token_cache": text}}) == ids.matches(ids.TOKEN_CACHE, text)
+
+
 # --- no silent time zone -----------------------------------------------------------------------
 
 NOT_SET = (
@@ -381,6 +445,36 @@ def test_local_is_this_machines_zone_and_part_of_the_lineage(tmp_path, monkeypat
     assert there.timezone == "Asia/Tokyo" and there.lineage != here.lineage  # the tables are rebuilt
     with pytest.raises(cfg.ConfigError, match="^timezone: local, but this machine's zone cannot be determined"):
         settings_for(tmp_path, monkeypatch, machine="Not/AZone", **file)
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "America", "Europe/", "/etc/localtime"])
+def test_a_zone_that_names_no_place_is_refused_in_one_line(tmp_path, monkeypatch, zone):
+    # localtime read pump times in this machine's zone without the warning timezone: local gives.
+    file = {"source": "file", "files": ["saved.json"]}
+    expected = (
+        f"timezone: {zone!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York, "
+        "or local for this machine's zone"
+    )
+    with pytest.raises(cfg.ConfigError) as caught:
+        settings_for(tmp_path, monkeypatch, timezone=zone, **file)
+    assert str(caught.value) == expected
+    (tmp_path / "accounts.tsv").write_text(f"account\temail_env\tpassword_env\ttimezone\nalice\tE\tP\t{zone}\n")
+    with pytest.raises(cfg.ConfigError) as caught:
+        settings_for(tmp_path, monkeypatch, accounts="accounts.tsv")
+    assert str(caught.value) == f"accounts: 'accounts.tsv' line 2, column timezone: {expected}"
+    # Nor is a machine set to one of them a zone for timezone: local.
+    with pytest.raises(cfg.ConfigError, match="^timezone: local, but this machine's zone cannot be determined"):
+        settings_for(tmp_path, monkeypatch, machine=zone, timezone="local", **file)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Etc/UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "EST5EDT"])
+def test_every_zone_of_a_place_is_accepted(tmp_path, monkeypatch, zone):
+    (given,) = settings_for(tmp_path, monkeypatch, timezone=zone, source="file", files=["saved.json"]).values()
+    assert (given.timezone, given.timezone_from) == (zone, "config")
+    (here,) = settings_for(
+        tmp_path, monkeypatch, machine=zone, timezone="local", source="file", files=["saved.json"]
+    ).values()
+    assert here.timezone == zone
 
 
 def test_every_sheet_account_needs_a_timezone(tmp_path, monkeypatch):

@@ -336,9 +336,15 @@ def test_killed_fetch_resumes_without_asking_again(tmp_path, server):
         time.sleep(0.1)
     assert saved_first.exists()
     time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)
-    proc.wait(timeout=60)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in the terminal does
+    output = proc.communicate(timeout=60)[0].decode()
     assert proc.returncode != 0
+    # The fetch says so in one line, without a Python traceback (Snakemake adds its own lines, on
+    # the same terminal: "Terminating processes on user request" may end without a line break).
+    interrupted = "[fetch] ERROR: interrupted; run again to resume: windows saved so far are kept"
+    assert output.count(interrupted) == 1 and f"{interrupted}\n" in output, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert (workdir / "logs" / "fetch" / "tandem.log").read_text().splitlines()[-1] == interrupted
     assert not (workdir / "exports").exists() or not list((workdir / "exports").glob("*"))
     saved = {(p.parent.name, p.name) for p in (workdir / "data" / "raw").rglob("*.json")}
     assert (current.serial, f"{windows[current.serial][0]}.json") in saved

@@ -75,6 +75,14 @@ def test_pump_selection():
         fetch.select_pumps(pumps, ["33333333"])
 
 
+def test_a_serial_listed_twice_is_one_pump():
+    pumps = [{"serialNumber": "11111111"}, {"serialNumber": "52999763"}]
+    assert fetch.select_pumps(pumps, ["52999763", "52999763"]) == [pumps[1]]
+    assert fetch.select_pumps(pumps, ["52999763", "11111111", "52999763", "11111111"]) == [pumps[1], pumps[0]]
+    with pytest.raises(InputError, match="^pump_serial: 33333333 not on this account"):
+        fetch.select_pumps(pumps, ["33333333", "33333333"])
+
+
 def test_pump_days_from_the_pumper_answer():
     pump = {
         "availableDataRange": {"start": "2025-01-02T00:00:00", "end": "2025-03-01T10:00:00"},

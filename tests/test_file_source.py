@@ -221,3 +221,99 @@ def test_a_file_that_changed_after_the_run_began_is_not_stored_under_the_old_nam
     assert target.read_text() == '{"events": [0]}'
     assert source.checksum_path(target).read_text().split()[0] == hashlib.sha256(b'{"events": [0]}').hexdigest()
     assert source.import_file(str(origin), str(target), log) is False
+
+
+def test_a_long_saved_file_name_gets_a_raw_store_name_the_file_system_takes(tmp_path, monkeypatch):
+    import hashlib
+    import re
+
+    from tandem_export import config
+
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "saved").mkdir()
+    saved = workdir / "saved" / ("a" * 239 + ".json")  # 244 characters: a valid name
+    saved.write_bytes(history())
+    digest = hashlib.sha256(saved.read_bytes()).hexdigest()[:12]
+    monkeypatch.chdir(workdir)
+    (entry,) = config._file_entries({"files": [f"saved/{saved.name}"]}, str(workdir)).values()
+    assert entry.window == "a" * 100 + f"-{digest}"
+    # A cut that ends in a separator drops it; the hash suffix stays.
+    dashed = workdir / "saved" / ("b" * 99 + "-" + "c" * 140 + ".json")
+    dashed.write_bytes(b'{"events": []}')
+    (other,) = config._file_entries({"files": [f"saved/{dashed.name}"]}, str(workdir)).values()
+    assert re.fullmatch("b" * 99 + "-[0-9a-f]{12}", other.window), other.window
+    monkeypatch.undo()
+    proc = snakemake(
+        workdir,
+        "-c1",
+        "exports/cgm_readings.csv",
+        "--config",
+        "source=file",
+        f"files=[saved/{saved.name}]",
+        "file_pump_serial=12345678",
+        "timezone=UTC",
+    )
+    assert (workdir / "data" / "raw" / "files" / f"{entry.window}.raw").read_bytes() == saved.read_bytes()
+    assert len((workdir / "exports" / "cgm_readings.csv").read_text().splitlines()) == 3  # header, two readings
+    assert "free space" not in proc.stderr
+
+
+def test_the_same_content_under_other_names_and_serials_is_refused_naming_both_paths(tmp_path, monkeypatch):
+    import pytest
+    from tandem_export import config
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.raw", "b.raw", "c.raw", "d.raw"):  # four copies: once silently four pumps
+        (tmp_path / name).write_bytes(history())
+    four = {
+        "files": [
+            {"path": n, "pump_serial": s} for n, s in zip(["a.raw", "b.raw", "c.raw", "d.raw"], "1234", strict=True)
+        ]
+    }
+    with pytest.raises(config.ConfigError) as caught:
+        config._file_entries(four, str(tmp_path))
+    assert str(caught.value) == (
+        "files: 'b.raw' holds the same content as 'a.raw', with pump serials '1' and '2'; a saved file is one "
+        "pump's history: list it once, with its pump's serial"
+    )
+    (tmp_path / "sub").mkdir()
+    twice = {"files": [{"path": "a.raw", "pump_serial": "1"}, {"path": "sub/../a.raw", "pump_serial": "2"}]}
+    with pytest.raises(config.ConfigError) as caught:
+        config._file_entries(twice, str(tmp_path))
+    assert str(caught.value) == (
+        "files: 'sub/../a.raw' is listed twice, with pump serials '1' and '2' (first as 'a.raw'); a saved file is "
+        "one pump's history: list it once, with its pump's serial"
+    )
+
+
+def test_the_same_content_listed_again_with_its_serial_is_read_once_with_one_warning(tmp_path, monkeypatch):
+    from tandem_export import config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.raw").write_bytes(history())
+    (tmp_path / "copy.raw").write_bytes(history())
+    (tmp_path / "other.raw").write_bytes(history()[:26])
+    warnings: list[str] = []
+    listed = {"files": ["a.raw", "other.raw", "./a.raw", str(tmp_path / "sub/../a.raw"), "copy.raw"]}
+    entries = config._file_entries(listed, str(tmp_path), warnings)
+    assert [e.origin for e in entries.values()] == [str(tmp_path / "a.raw"), str(tmp_path / "other.raw")]
+    assert warnings == [
+        f"files: 'a.raw', './a.raw', '{tmp_path}/sub/../a.raw' and 'copy.raw' hold the same content (listed 4 times); "
+        "read once"
+    ]
+    # At parse time: one line, and the run plans one copy.
+    workdir = copy_workflow(tmp_path / "wf")
+    (workdir / "saved.raw").write_bytes(history())
+    proc = snakemake(
+        workdir,
+        "-n",
+        "all",
+        "--config",
+        "source=file",
+        "files=[saved.raw,./saved.raw]",
+        "timezone=UTC",
+        "file_pump_serial=12345678",
+    )
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("Warning:")]
+    assert warned == ["Warning: files: 'saved.raw' and './saved.raw' hold the same content (listed twice); read once"]

@@ -253,3 +253,60 @@ def test_report_for_a_short_range_warns_about_data_sufficiency(demo_report):
     assert re.search(r"<tr><td>Days covered</td><td class=\"num\">7 of 7</td>", page)
     # Back to the whole history for the tests that follow.
     snakemake(demo_report, "-c1", "report")
+
+
+# --- what the report step says --------------------------------------------------------------------
+
+
+def report_lines(tmp_path, readings: int, records: bool, start=None, end=None) -> list[str]:
+    """The WARNING lines of report.make_report for a history of ``readings`` CGM readings (5 minutes
+    apart from 2025-05-01 00:00) and, with ``records``, a daily_summary row for 2025-05-01..2025-05-07."""
+    import logging
+
+    import duckdb
+
+    tmp_path.mkdir()
+    cgm, daily = tmp_path / "cgm.parquet", tmp_path / "daily.parquet"
+    duckdb.sql(
+        f"COPY (SELECT TIMESTAMP '2025-05-01' + INTERVAL 5 MINUTE * i AS pump_time, 120::INTEGER AS glucose_mg_dl, "
+        f"'12345678' AS pump_serial, i::BIGINT AS seq_num FROM range({readings}) t(i)) TO '{cgm}' (FORMAT parquet)"
+    )
+    duckdb.sql(
+        "COPY (SELECT DATE '2025-05-01' + i::INTEGER AS day, TIMESTAMP '2025-05-01' + INTERVAL 1 DAY * i AS pump_time, "
+        "1.0 AS basal_units, 0.0 AS bolus_units, 0::BIGINT AS carbs_g, '12345678' AS pump_serial "
+        f"FROM range({7 if records else 0}) t(i)) TO '{daily}' (FORMAT parquet)"
+    )
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.WARNING:
+                lines.append(record.getMessage())
+
+    log = logging.getLogger(f"test_report.{tmp_path.name}")
+    log.propagate = False
+    log.addHandler(Lines())
+    outputs = {"html": str(tmp_path / "summary.html"), **{k: str(tmp_path / f"{k}.png") for k in report.FIGURES}}
+    report.make_report(str(cgm), str(daily), outputs, start, end, "test", log)
+    return lines
+
+
+def test_the_report_step_warns_in_plain_sentences(tmp_path):
+    assert report_lines(tmp_path / "a", 100, True) == [
+        "the readings cover less than 70 % of 14 days; the report warns about it"
+    ]
+    assert report_lines(tmp_path / "b", 0, True) == [
+        "no CGM readings from 2025-05-01 to 2025-05-07; the report says so"
+    ]
+    assert report_lines(tmp_path / "c", 0, False) == [
+        "no CGM readings (no pump records in the whole history); the report says so"
+    ]
+    assert report_lines(tmp_path / "d", 0, False, "2025-06-01", "2025-06-30") == [
+        "no CGM readings (no pump records from 2025-06-01 to 2025-06-30); the report says so"
+    ]
+    assert report_lines(tmp_path / "e", 0, True, "2025-06-01") == [
+        "no CGM readings (no pump records from 2025-06-01 on); the report says so"
+    ]
+    assert report_lines(tmp_path / "f", 0, True, None, "2025-04-30") == [
+        "no CGM readings (no pump records up to 2025-04-30); the report says so"
+    ]

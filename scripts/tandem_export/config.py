@@ -48,6 +48,16 @@ DATABASE = "tandem.duckdb"
 FORMATS = ("parquet", "csv")
 #: Folder under exports/ holding the tables of every sheet account together (with an account column).
 COMBINED = "combined"
+#: Every folder name the single-account layout uses under data/, exports/, logs/ and reports/ (rules/*.smk,
+#: the raw-store plan below, export_manifest.RECORDS).  A sheet account's files live in data/<id>/,
+#: exports/<id>/, logs/<id>/ and reports/<id>/, so an account with one of these ids would mix its files
+#: with the single account's (``raw`` put its tables inside data/raw/, the raw store).
+LAYOUT_FOLDERS = (
+    *("raw", "files", demo.DEMO_SERIAL, "fetch", "normalized", "imported", "tables", "export-records"),
+    *("export", "unknown", "report", "source"),
+)
+#: Account ids a sheet may not use (compared without regard to case): the layout's folders, and COMBINED.
+RESERVED_ACCOUNTS = (*LAYOUT_FOLDERS, COMBINED)
 #: Columns of the accounts sheet (schemas/accounts.schema.yaml), in the order the README lists them.
 ACCOUNT_COLUMNS = ("account", "credentials_file", "email_env", "password_env", "region", "timezone", "pump_serial")
 SOURCES = ("auto", "tandem", "demo", "file")
@@ -114,6 +124,8 @@ class Settings:
     demo_days: int
     raw_files: dict[tuple[str, str], RawFile] = field(default_factory=dict)
     notice: str | None = None
+    #: Warnings about the configuration, each one line, printed once when the workflow is parsed.
+    warnings: list[str] = field(default_factory=list)
     region: str | None = None
     pump_serial: str | list[str] = "all"
     tandem_api: dict = field(default_factory=dict)
@@ -283,8 +295,21 @@ LOCAL = "local"
 LOCAL_FROM = "local (this machine's zone)"
 
 
+#: Names the zone database holds that are no place's zone: ``localtime`` is whatever this machine is
+#: set to (without the warning ``local`` gives), ``Factory`` and ``posixrules`` are placeholders.
+NOT_A_PLACE = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@functools.cache
+def known_zones() -> frozenset[str]:
+    """The IANA zone names a ``timezone`` may give: ``zoneinfo.available_timezones()`` but
+    :data:`NOT_A_PLACE`."""
+    return frozenset(zoneinfo.available_timezones()) - NOT_A_PLACE
+
+
 def machine_zone() -> str | None:
-    """This machine's IANA zone name (tzlocal), or None when it cannot be told or is not a known zone."""
+    """This machine's IANA zone name (tzlocal), or None when it cannot be told or is not a known zone
+    (:func:`known_zones`)."""
     import tzlocal
 
     try:
@@ -292,7 +317,7 @@ def machine_zone() -> str | None:
         zoneinfo.ZoneInfo(name)
     except Exception:  # noqa: BLE001 - no zone configured, or one the zone database lacks
         return None
-    return name
+    return name if name in known_zones() else None
 
 
 def timezone_not_set(where: str = "timezone: not set") -> str:
@@ -310,8 +335,9 @@ def check_timezone(value, source: str) -> tuple[str, str]:
     Unset (None, '', 'null') is the demo pump's own zone for the demo, and a ConfigError for every
     other source: pump times are wall-clock times, and reading them in a zone the user never chose
     (this machine's, perhaps UTC) puts every instant hours off without a sign.  ``local`` is this
-    machine's zone, chosen on purpose (where: :data:`LOCAL_FROM`).  ConfigError also for a name the
-    zone database lacks.
+    machine's zone, chosen on purpose (where: :data:`LOCAL_FROM`).  Any other value must be one of
+    :func:`known_zones` (exactly as written): ConfigError for a name the zone database lacks, and
+    for ``localtime``, ``Factory`` and ``posixrules``, which name no place.
     """
     value = _none(value)
     if value is None:
@@ -326,13 +352,11 @@ def check_timezone(value, source: str) -> tuple[str, str]:
                 "e.g. --config timezone=Europe/Berlin (an IANA name)"
             )
         return zone, LOCAL_FROM
-    try:
-        zoneinfo.ZoneInfo(str(value))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ('America'), a long name
+    if str(value) not in known_zones():  # not a folder ('America'), nor a path, nor 'localtime'
         raise ConfigError(
             f"timezone: {value!r} is not a known IANA time zone; use a name like Europe/Berlin or America/New_York, "
             "or local for this machine's zone"
-        ) from None
+        )
     return str(value), "config"
 
 
@@ -372,6 +396,8 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+#: The most characters of a saved file's name kept in its raw-store copy's name ``{stem}-{12 hex digits}``.
+STEM_CHARACTERS = 100
 #: Where the SHA-256 of each saved file is remembered between runs, beside Snakemake's own state.
 DIGEST_CACHE = Path(".snakemake") / "tandem_export" / "saved-file-digests.json"
 
@@ -413,7 +439,15 @@ class _Digests:
                 tmp.write_text(json.dumps(self.used, sort_keys=True), encoding="utf-8")
 
 
-def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
+def _file_entries(config: dict, basedir: str, warnings: list[str] | None = None) -> dict[tuple[str, str], RawFile]:
+    """{("files", window): RawFile} of every saved file of config ``files``, in the order listed.
+
+    Each file is one pump's history, named by its content (``{stem}-{12 hex digits of its
+    SHA-256}``).  The same content listed again (the same file by another path, or a copy) with
+    the same pump serial is read once, with one line appended to ``warnings`` naming every path
+    it was listed as; with another serial it is a ConfigError naming both paths.  ConfigError also
+    for an empty list, a path that is no readable file, or a serial that is not one.
+    """
     entries = config.get("files") or []
     if isinstance(entries, str):
         entries = [entries]
@@ -423,7 +457,8 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
         )
     default_serial = _serial(config.get("file_pump_serial", "UNKNOWN"), "file_pump_serial")
     out = {}
-    listed_as: dict[str, str] = {}  # window -> the path as the user wrote it
+    listed_as: dict[str, list[str]] = {}  # SHA-256 -> every path it was listed as, as the user wrote them
+    entry_of: dict[str, RawFile] = {}  # SHA-256 -> its entry
     digests = _Digests(Path.cwd() / DIGEST_CACHE)
     for item in entries:
         path = item if isinstance(item, str) else item["path"]
@@ -441,23 +476,35 @@ def _file_entries(config: dict, basedir: str) -> dict[tuple[str, str], RawFile]:
             digest = digests.sha256(full)
         except OSError as exc:
             raise ConfigError(f"files: {path!r} cannot be read ({exc.strerror}); fix its permissions") from None
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-") or "file"
+        # At most STEM_CHARACTERS of the name: with the hash and ".raw.sha256" the raw-store names stay
+        # far below the 255 bytes a file system allows (a longer saved-file name is valid, its copy not).
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-")[:STEM_CHARACTERS].rstrip("-") or "file"
         # The content's hash is part of the name: a saved file that changes becomes a new raw-store
         # entry, and the copy imported before is never overwritten.
         window = f"{stem}-{digest[:12]}"
-        earlier = out.get(("files", window))
-        if earlier is not None and earlier.pump_serial != serial:
-            # The same bytes twice (one file listed twice, or two copies with one name): one raw-store
-            # entry, so one pump serial; two serials would silently drop one pump's events.
-            same = Path(earlier.origin).resolve() == full.resolve()
-            what = "is listed twice" if same else f"holds the same content as {listed_as[window]!r}"
-            raise ConfigError(
-                f"files: {path!r} {what}, with pump serials {earlier.pump_serial!r} and {serial!r}; a saved file "
-                "is one pump's history: list it once, with its pump's serial"
-            )
+        earlier = entry_of.get(digest)
+        if earlier is not None:
+            # The same bytes twice (one file listed twice, or a copy): one pump's history. Under two
+            # serials it would silently become two pumps (or drop one's events); under one, it is read once.
+            first = listed_as[digest][0]
+            if earlier.pump_serial != serial:
+                same = Path(earlier.origin).resolve() == full.resolve()
+                what = "is listed twice" if same else f"holds the same content as {first!r}"
+                raise ConfigError(
+                    f"files: {path!r} {what}, with pump serials {earlier.pump_serial!r} and {serial!r}"
+                    f"{f' (first as {first!r})' if same else ''}; a saved file is one pump's history: list it once, "
+                    "with its pump's serial"
+                )
+            listed_as[digest].append(str(path))
+            continue
         out[("files", window)] = RawFile("files", window, f"data/raw/files/{window}.raw", "file", serial, str(full))
-        listed_as.setdefault(window, str(path))
+        entry_of[digest], listed_as[digest] = out[("files", window)], [str(path)]
     digests.save()
+    for paths in listed_as.values():
+        if len(paths) > 1 and warnings is not None:
+            times = "twice" if len(paths) == 2 else f"{len(paths)} times"
+            named = ", ".join(repr(p) for p in paths[:-1]) + f" and {paths[-1]!r}"
+            warnings.append(f"files: {named} hold the same content (listed {times}); read once")
     return out
 
 
@@ -558,7 +605,7 @@ def check(config: dict, basedir: str) -> Settings:
     if source == "demo":
         settings.raw_files = _demo_entries(settings)
     elif source == "file":
-        settings.raw_files = _file_entries(config, basedir)
+        settings.raw_files = _file_entries(config, basedir, settings.warnings)
     else:
         region = _none(config.get("region"))
         if region is not None and str(region).upper() not in ("US", "EU"):
@@ -579,8 +626,12 @@ def _fetch_settings(given: dict) -> dict:
 
     A number must be finite (YAML reads .inf and .nan, which the schema's bounds let through); a
     key whose default is a whole number gets one (the schema takes 3.0 as an integer).
+    ``token_cache`` must match :data:`ids.TOKEN_CACHE` in full (a relative path inside
+    ``sensitive/`` ending in ``.json``: the access token is written there, so it must never name the
+    config, the workflow, the raw store or a file outside the project).  Raises ConfigError.
     """
     fetch = {**FETCH_DEFAULTS, **given}
+    check_token_cache("fetch.token_cache", fetch["token_cache"])
     for key, default in FETCH_DEFAULTS.items():
         value = fetch[key]
         if isinstance(default, int | float) and not isinstance(value, bool) and isinstance(value, int | float):
@@ -589,6 +640,17 @@ def _fetch_settings(given: dict) -> dict:
             if isinstance(default, int):
                 fetch[key] = int(value)
     return fetch
+
+
+def check_token_cache(key: str, value) -> str:
+    """``value`` when it is a token-cache path (:data:`ids.TOKEN_CACHE`, in full), else ConfigError
+    naming ``key``, the value and the fix."""
+    if not ids.matches(ids.TOKEN_CACHE, value):
+        raise ConfigError(
+            f"{key}: {_shown(value)} is not a relative path inside sensitive/ ending in .json; the access token is "
+            "written there, so write e.g. sensitive/token.json"
+        )
+    return value
 
 
 def _sheet_serials(value: str, where: str) -> str | list[str]:
@@ -616,7 +678,8 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
     account's fetch job, never here, so one account's missing credentials fail only that account.
 
     Raises ConfigError (one line naming the sheet, row and column) for a missing or invalid sheet,
-    a duplicate or reserved id, or a row with no or two credential sources.
+    a duplicate or reserved id (:data:`RESERVED_ACCOUNTS`, in any case), or a row with no or two
+    credential sources.
     """
     sheet = _none(config.get("accounts"))
     if sheet is None:
@@ -673,6 +736,12 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
             raise ConfigError(f"{where}: account {ident!r} is listed twice; give every account its own id")
         if ident.lower() == COMBINED:
             raise ConfigError(f"{where}: {COMBINED!r} is reserved for the combined exports; choose another id")
+        if ident.lower() in {r.lower() for r in RESERVED_ACCOUNTS}:
+            raise ConfigError(
+                f"{where}, column account: {ident!r} is the name of a folder the pipeline's own files use under "
+                f"data/, exports/, logs/ or reports/, so its files would mix with them; choose another id (not "
+                f"{', '.join(RESERVED_ACCOUNTS)})"
+            )
         seen.add(ident.lower())
         by_file = bool(row["credentials_file"])
         by_env = bool(row["email_env"] or row["password_env"])
@@ -694,7 +763,10 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
                 + f"; or write the zone of {ident}'s pump in this cell"
             )
         # The shared settings, with this row's own values (dataclasses.replace copies the rest).
-        cache = Path(shared.fetch["token_cache"]).parent / "tokens" / f"{ident}.json"
+        cache = check_token_cache(
+            f"{where}, its token cache",
+            (Path(shared.fetch["token_cache"]).parent / "tokens" / f"{ident}.json").as_posix(),
+        )
         settings = replace(
             shared,
             timezone=tz,
@@ -704,7 +776,7 @@ def accounts(config: dict, shared: Settings, basedir: str | Path) -> dict[str, S
             if row["pump_serial"]
             else shared.pump_serial,
             tandem_api=dict(shared.tandem_api),
-            fetch={**shared.fetch, "token_cache": str(cache)},
+            fetch={**shared.fetch, "token_cache": cache},
             account=ident,
             credentials_file=row["credentials_file"] or None,
             email_env=row["email_env"] or None,
@@ -745,8 +817,9 @@ def load(config: dict, basedir: str | Path) -> tuple[Settings, dict[str, Setting
 def load_or_exit(config: dict, basedir: str | Path) -> tuple[Settings, dict[str, Settings]]:
     """:func:`load`, printing one line (``Configuration error: ...``) and exiting with status 1 on a problem.
 
-    The source notice, if any, and a warning when an account reads pump times in this machine's
-    zone (``timezone: local``) are printed to stderr, once.
+    The source notice, if any, the configuration's warnings (Settings.warnings) and a warning when
+    an account reads pump times in this machine's zone (``timezone: local``) are printed to stderr,
+    once.
     """
     try:
         shared, served = load(config, basedir)
@@ -754,6 +827,8 @@ def load_or_exit(config: dict, basedir: str | Path) -> tuple[Settings, dict[str,
         _exit(exc)
     if shared.notice:
         print(f"Notice: {shared.notice}", file=sys.stderr)
+    for warning in shared.warnings:
+        print(f"Warning: {warning}", file=sys.stderr)
     local = next((s.timezone for s in served.values() if s.timezone_from == LOCAL_FROM), None)
     if local:
         print(

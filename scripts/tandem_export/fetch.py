@@ -99,13 +99,15 @@ def plausible_days(first: dt.date, last: dt.date, today: dt.date, serial: str, l
 
 
 def select_pumps(pumps: list[dict], wanted) -> list[dict]:
-    """The pumps named by config ``pump_serial`` (a serial, a list of serials, or ``all``).
+    """The pumps named by config ``pump_serial`` (a serial, a list of serials, or ``all``): entries
+    of ``pumps`` (the pump list's), each once, in the order the serials first appear.
 
     Raises InputError naming the serials the account does not have.
     """
     if wanted in (None, "all"):
         return list(pumps)
-    wanted = [str(w) for w in (wanted if isinstance(wanted, list) else [wanted])]
+    # A serial listed twice is one pump: fetching it twice would only ask for every window again.
+    wanted = list(dict.fromkeys(str(w) for w in (wanted if isinstance(wanted, list) else [wanted])))
     have = {str(p.get("serialNumber")): p for p in pumps}
     missing = [w for w in wanted if w not in have]
     if missing:

@@ -30,6 +30,17 @@ GRID_WINDOW = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{4}-[0-9]{2}-[0-9]{2}
 WINDOW = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 #: A normalised window table written by the normalize step: ``{window}.{16 hex digits}.parquet``.
 WINDOW_TABLE = re.compile(r"(?P<window>[A-Za-z0-9][A-Za-z0-9_.-]{0,199})\.(?P<key>[0-9a-f]{16})\.parquet")
+#: A Tandem Source URL (config ``tandem_api``, and every URL the client requests or is redirected
+#: to): ``https://`` and printable ASCII without spaces.  A plain ``http://`` URL would send the
+#: password and tokens in clear text.
+HTTPS_URL = re.compile(r"https://[!-~]+")
+#: The token cache (config ``fetch.token_cache``, a sheet account's ``<folder>/tokens/<id>.json``): a
+#: relative path inside ``sensitive/`` ending in ``.json``.  Each part starts with a letter or digit
+#: and holds letters, digits, '_', '-' and single dots between them, so no part is ``.`` or ``..``,
+#: and no part is empty (no ``//``).
+TOKEN_CACHE = re.compile(
+    r"sensitive/(?:[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*/)*[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*\.json"
+)
 
 
 class BadIdentifier(ValueError):
@@ -71,6 +82,8 @@ _DESCRIPTIONS = {
     DATE.pattern: "YYYY-MM-DD",
     GRID_WINDOW.pattern: "YYYY-MM-DD_YYYY-MM-DD",
     WINDOW.pattern: "letters, digits, '_', '.' and '-'",
+    HTTPS_URL.pattern: "an https:// URL",
+    TOKEN_CACHE.pattern: "a relative path inside sensitive/ ending in .json, e.g. sensitive/token.json",
 }
 
 

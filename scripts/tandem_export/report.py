@@ -571,6 +571,18 @@ FIGURES = {
 }
 
 
+def period_words(start: str | None, end: str | None) -> str:
+    """The configured range as words: "from 2025-05-01 to 2025-05-07", "from 2025-05-01 on",
+    "up to 2025-05-07", or "in the whole history" when unbounded."""
+    if start and end:
+        return f"from {start} to {end}"
+    if start:
+        return f"from {start} on"
+    if end:
+        return f"up to {end}"
+    return "in the whole history"
+
+
 def make_report(
     cgm: str,
     daily: str,
@@ -580,7 +592,11 @@ def make_report(
     source: str,
     log: logging.Logger,
 ) -> Metrics | None:
-    """Write the report: ``outputs`` maps ``html`` and each key of :data:`FIGURES` to a path."""
+    """Write the report for ``start``..``end`` (inclusive YYYY-MM-DD or None) from the ``cgm`` and
+    ``daily`` (daily_summary) Parquet tables: ``outputs`` maps ``html`` and each key of
+    :data:`FIGURES` to a path.  Returns the metrics, None without CGM readings (a warning says so,
+    as the page does); a period with too few readings is warned about too.
+    """
     data = load(cgm, daily, start, end)
     metrics = None
     if data.glucose.size:
@@ -604,7 +620,11 @@ def make_report(
     Path(outputs["html"]).parent.mkdir(parents=True, exist_ok=True)
     Path(outputs["html"]).write_text(page, encoding="utf-8")
     if metrics is None:
-        log.warning("no CGM readings in %s; the report says so", span)
+        if data.first_day:
+            where = f"from {data.first_day} to {data.last_day}"
+        else:
+            where = f"(no pump records {period_words(start, end)})"
+        log.warning("no CGM readings %s; the report says so", where)
     else:
         log.info(
             "%s: %d readings over %d day(s); mean %.0f mg/dL, TIR %.1f %%, TBR<70 %.1f %%, TAR>180 %.1f %%, CV %.1f %%",
@@ -618,6 +638,6 @@ def make_report(
             metrics.cv_percent,
         )
         if not metrics.data_sufficient:
-            log.warning("the readings cover less than 70 %% of 14 days; the report warns about it")
+            log.warning("the readings cover less than 70 % of 14 days; the report warns about it")
     log.info("report -> %s", outputs["html"])
     return metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import sys
@@ -42,24 +43,54 @@ def _duckdb_io_error(exc: BaseException) -> str | None:
     return None
 
 
-def run(snakemake, rule: str, body: Callable[[logging.Logger], None]) -> None:
+#: Failed reads and writes that free space or other permissions cannot mend: what to do instead.
+_NOT_DISK_OR_PERMISSIONS = {
+    errno.ENAMETOOLONG: "the name is too long for the file system; shorten it (or the folders above it)",
+    errno.EISDIR: "a folder is where a file is expected; remove or rename that folder",
+    errno.ENOTDIR: "a part of the path is a file where a folder is expected; remove or rename that file",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """The one line for a failed read or write: the file, the system's words, and what to do.
+
+    "free space or fix permissions" only where that can help: a name too long for the file system,
+    a folder where a file belongs and a file where a folder belongs say what they are instead.
+    """
+    where = f" {exc.filename}" if exc.filename else ""
+    advice = _NOT_DISK_OR_PERMISSIONS.get(exc.errno, "free space or fix permissions")
+    return f"could not read or write{where}: {exc.strerror or exc}; {advice}, then run again"
+
+
+#: What an interrupted rule (Ctrl-C) says: its outputs are written under temporary names and renamed,
+#: so nothing half-written is left, and the next run does what is left.
+INTERRUPTED = "interrupted; run again to resume"
+#: The exit status of a process ended by SIGINT, as shells report it (128 + 2).
+INTERRUPTED_EXIT = 130
+
+
+def run(snakemake, rule: str, body: Callable[[logging.Logger], None], interrupted: str = INTERRUPTED) -> None:
     """Run a rule body; bad input or a failed read or write becomes one logged error line and exit 1.
 
     Every output is written under a temporary name and renamed (storage.atomic_path), so a file
     under its final name is complete.  (Snakemake itself removes a job's earlier outputs before it
     runs the job, so an output being rebuilt is absent after a failed write, never half written.)
+    ``snakemake`` is the rule's snakemake object (only ``log[0]`` is used), ``body`` gets the logger.
+    Exits (SystemExit) with 1 for InputError, an OSError (:func:`os_error_line`) or a DuckDB read
+    or write error, and with 130 after the line ``interrupted`` for KeyboardInterrupt (Ctrl-C: no
+    traceback); any other exception is raised as it is (a bug).
     """
     log = open_log(snakemake.log[0], rule)
     try:
         body(log)
+    except KeyboardInterrupt:
+        log.error("%s", interrupted)
+        sys.exit(INTERRUPTED_EXIT)
     except InputError as exc:
         log.error("%s", exc)
         sys.exit(1)
     except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        log.error(
-            "could not read or write%s: %s; free space or fix permissions, then run again", where, exc.strerror or exc
-        )
+        log.error("%s", os_error_line(exc))
         sys.exit(1)
     except Exception as exc:
         first = _duckdb_io_error(exc)

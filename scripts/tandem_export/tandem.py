@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import http.client
 import json
@@ -22,6 +23,7 @@ import logging
 import os
 import re
 import secrets
+import socket
 import ssl
 import stat
 import sys
@@ -30,6 +32,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import jwt
@@ -66,6 +69,8 @@ REGIONS: dict[str, dict[str, str]] = {
     },
 }
 API_KEYS = tuple(REGIONS["US"])
+#: The keys of REGIONS (and of config ``tandem_api``) that are URLs: each must be https://.
+URL_KEYS = tuple(k for k in API_KEYS if k != "client_id")
 CREDENTIALS_FILE = Path("sensitive") / "credentials.toml"
 TOKEN_FILE = Path("sensitive") / "token.json"
 TOKEN_MARGIN = dt.timedelta(minutes=5)
@@ -77,6 +82,10 @@ MAX_TOKEN_LIFETIME = dt.timedelta(hours=24)
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud")
 #: An access token as a Bearer header carries it (RFC 6750, section 2.1: b64token).
 BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+#: The keys of the token cache this pipeline writes (every version has written exactly these).
+TOKEN_CACHE_KEYS = frozenset({"access_token", "expires_at", "pumper_id", "email", "issuer"})
+#: The most of a token cache read: the pipeline's own are a few kilobytes.
+TOKEN_CACHE_MAX_BYTES = 1 << 16
 
 
 class TandemError(InputError):
@@ -197,10 +206,83 @@ def account_credentials(
 
 
 def api_urls(region: str, overrides: dict | None) -> dict[str, str]:
-    """The URL set and client id of ``region`` with the config's ``tandem_api`` overrides applied."""
+    """The URL set and client id of ``region`` (a key of REGIONS) with the config's ``tandem_api``
+    overrides applied: {key of API_KEYS: value}.
+
+    Every URL (:data:`URL_KEYS`) must be https:// (:data:`ids.HTTPS_URL`, in full; the config
+    schema refuses others first): TandemError naming the key otherwise, before any request.
+    """
     urls = dict(REGIONS[region])
     urls.update({k: str(v) for k, v in (overrides or {}).items() if v})
+    for key in URL_KEYS:
+        if not ids.matches(ids.HTTPS_URL, urls.get(key)):
+            raise TandemError(
+                f"tandem_api.{key}: {_short(repr(urls.get(key)), 80)} is not an https:// URL; a plain http:// URL "
+                "would send the password and tokens in clear text, so write the https:// URL"
+            )
     return urls
+
+
+class InsecureRedirect(requests.exceptions.RequestException):
+    """A redirect to a URL that is not https:// (never followed)."""
+
+
+class _HttpsOnlySession(requests.Session):
+    """A requests Session that follows no redirect to a URL that is not https://.
+
+    requests follows redirects, resending the body of a 307 or 308 (the login's password) to
+    wherever the Location header points; every hop passes through ``rebuild_auth``, which raises
+    InsecureRedirect here before anything is sent to such a URL.
+    """
+
+    def rebuild_auth(self, prepared_request, response):
+        if not ids.matches(ids.HTTPS_URL, prepared_request.url):
+            raise InsecureRedirect("redirect to a URL that is not https://")
+        super().rebuild_auth(prepared_request, response)
+
+
+def read_token_cache(path: Path) -> dict | None:
+    """The JSON object of the token cache at ``path`` when it is one this pipeline wrote, or None
+    when there is no file there.
+
+    A token cache this pipeline wrote is a regular file (not a folder, a symlink or a device) holding
+    a JSON object with exactly the keys of :data:`TOKEN_CACHE_KEYS`; its values are not checked here.
+    Anything else at ``path`` is someone else's file, which the login must never overwrite: raises
+    TandemError (one line naming the path, what it is, and what to do).
+    """
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a part of the path is a file (ENOTDIR), a name too long, ...
+        return _foreign_token_cache(path, f"it cannot be looked at ({exc.strerror or type(exc).__name__})")
+    if stat.S_ISDIR(st.st_mode):
+        return _foreign_token_cache(path, "it is a folder")
+    if stat.S_ISLNK(st.st_mode):
+        return _foreign_token_cache(path, "it is a symbolic link")
+    if not stat.S_ISREG(st.st_mode):
+        return _foreign_token_cache(path, "it is not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            body = fh.read(TOKEN_CACHE_MAX_BYTES + 1)
+    except OSError as exc:
+        return _foreign_token_cache(path, f"it cannot be read ({exc.strerror or type(exc).__name__})")
+    if len(body) > TOKEN_CACHE_MAX_BYTES:
+        return _foreign_token_cache(path, "it is larger than any token cache")
+    try:
+        data = answers.parse_json(body)
+    except answers.AnswerError:
+        return _foreign_token_cache(path, "it is not JSON")
+    if not isinstance(data, dict) or set(data) != TOKEN_CACHE_KEYS:
+        return _foreign_token_cache(path, "its JSON is not a token cache (other keys)")
+    return data
+
+
+def _foreign_token_cache(path: Path, what: str) -> NoReturn:
+    raise TandemError(
+        f"token cache {path}: {what}, so it is not a token cache this pipeline wrote and is never overwritten; "
+        "delete it, or set fetch.token_cache to another path"
+    )
 
 
 def _pkce_pair() -> tuple[str, str]:
@@ -339,7 +421,7 @@ class TandemClient:
         self.policy = policy
         self.log = log
         # The default adapters retry nothing (Retry(0, read=False)): every retry is counted here.
-        self.session = requests.Session()
+        self.session = _HttpsOnlySession()
         self.access_token: str | None = None
         self.expires_at: dt.datetime | None = None
         self.pumper_id: str | None = None
@@ -349,9 +431,15 @@ class TandemClient:
         """One request: ``(response, check(body))`` (None without a check, or for a status other
         than 200), or the :class:`_Fault` it met.
 
-        Raises TandemError for what no retry mends: a certificate that cannot be verified, a URL or
-        header that cannot be sent, a CA bundle that cannot be read.
+        Raises TandemError for what no retry mends: a URL that is not https:// (nothing is sent), a
+        redirect to one, a certificate that cannot be verified, a URL or header that cannot be sent,
+        a CA bundle that cannot be read.
         """
+        if not ids.matches(ids.HTTPS_URL, url):  # never the URL itself: a redirect's may carry a code
+            raise TandemError(
+                f"{what}: refusing a request to a URL that is not https:// (it would send secrets in clear text); "
+                "check the tandem_api URLs"
+            )
         try:
             response = self.session.request(method, url, timeout=self.policy.timeout_seconds, **kwargs)
         except requests.exceptions.RequestException as exc:
@@ -377,6 +465,11 @@ class TandemClient:
         """The fault a requests exception stands for, or TandemError when retrying cannot help."""
         errors = requests.exceptions
         causes = list(_causes(exc))
+        if isinstance(exc, InsecureRedirect):
+            raise TandemError(
+                f"{what}: Tandem Source redirected to a URL that is not https://; not followed (it would send "
+                "secrets in clear text); check the tandem_api URLs"
+            ) from None
         if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
             raise TandemError(
                 f"{what}: the TLS certificate of Tandem Source could not be verified; check the tandem_api URLs and "
@@ -395,6 +488,23 @@ class TandemClient:
                 f"{what}: the request could not be sent ({type(exc).__name__}); check the tandem_api values in the "
                 "config, else report this as a bug of tandem-export"
             ) from None
+        # No connection was made: urllib3's NewConnectionError (and NameResolutionError, its subclass)
+        # subclasses ConnectTimeoutError for old callers, but it is a refusal or a failed lookup, not a
+        # timeout (a connect that times out is a ConnectTimeoutError alone).
+        if any(isinstance(c, urllib3.exceptions.NewConnectionError) for c in causes):
+            if any(isinstance(c, (urllib3.exceptions.NameResolutionError, socket.gaierror)) for c in causes):
+                return _Fault(
+                    "the address of Tandem Source could not be looked up (DNS)",
+                    error=exc,
+                    advice="check this machine's network connection and the tandem_api URLs, or try again later",
+                )
+            code = next((c.errno for c in causes if isinstance(c, OSError) and c.errno), None)
+            words = "connection refused" if code == errno.ECONNREFUSED else (os.strerror(code) if code else "")
+            return _Fault(
+                f"could not connect to Tandem Source ({words[:1].lower() + words[1:] or _reason(exc)})",
+                error=exc,
+                advice="check the tandem_api URLs and this machine's network connection, or try again later",
+            )
         if isinstance(exc, errors.Timeout) or any(
             isinstance(c, (urllib3.exceptions.TimeoutError, TimeoutError)) for c in causes
         ):
@@ -473,6 +583,8 @@ class TandemClient:
         check has passed.
         """
         u = self.urls
+        if self.token_cache:
+            read_token_cache(self.token_cache)  # someone else's file there: stop before the password is sent
         budget = _Budget(self.policy)
         response, answer = self._call(
             "POST",
@@ -505,6 +617,7 @@ class TandemClient:
         self.access_token, self.pumper_id = access_token, pumper_id
         self.expires_at = dt.datetime.now(dt.UTC) + lifetime
         if self.token_cache:
+            read_token_cache(self.token_cache)  # still none, or ours
             write_private_json(
                 self.token_cache,
                 {
@@ -630,22 +743,17 @@ class TandemClient:
         """(access_token, expires_at, pumper_id) of the token cache when it is this login's, passes
         every check and lasts more than TOKEN_MARGIN, else None.
 
-        The file is read as untrusted: a JSON object whose access_token is a bearer token, whose
-        expires_at is a date and time with a zone and whose pumper_id is a UUID.  A cache that
-        fails is ignored with an INFO line giving the reason, never a value read from the file.
+        The file is read as untrusted.  A file that is not a token cache this pipeline wrote (see
+        :func:`read_token_cache`) raises TandemError: it is never overwritten.  A cache of this
+        pipeline must hold an access_token that is a bearer token, an expires_at that is a date and
+        time with a zone and a pumper_id that is a UUID; one that fails is ignored (and replaced by
+        the next login) with an INFO line giving the reason, never a value read from the file.
         """
         if not self.token_cache:
             return None
-        try:
-            data = answers.parse_json(self.token_cache.read_bytes())
-        except FileNotFoundError:
+        data = read_token_cache(self.token_cache)
+        if data is None:
             return None
-        except OSError:
-            return self._unusable_cache("it cannot be read")
-        except answers.AnswerError:
-            return self._unusable_cache("not JSON")
-        if not isinstance(data, dict):
-            return self._unusable_cache("not a JSON object")
         if data.get("email") != self.credentials.email or data.get("issuer") != self.urls["issuer"]:
             return None  # another login's token
         if not _bearer_token(data.get("access_token")):
