@@ -242,6 +242,11 @@ def test_a_long_saved_file_name_gets_a_raw_store_name_the_file_system_takes(tmp_
     dashed.write_bytes(b'{"events": []}')
     (other,) = config._file_entries({"files": [f"saved/{dashed.name}"]}, str(workdir)).values()
     assert re.fullmatch("b" * 99 + "-[0-9a-f]{12}", other.window), other.window
+    # A name starting with '_' (or '-') gets a raw-store name starting with a letter or digit.
+    under = workdir / "saved" / "__saved.json"
+    under.write_bytes(b'{"events": [1]}')
+    (third,) = config._file_entries({"files": [f"saved/{under.name}"]}, str(workdir)).values()
+    assert re.fullmatch("saved-[0-9a-f]{12}", third.window), third.window
     monkeypatch.undo()
     proc = snakemake(
         workdir,

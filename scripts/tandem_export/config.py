@@ -478,7 +478,8 @@ def _file_entries(config: dict, basedir: str, warnings: list[str] | None = None)
             raise ConfigError(f"files: {path!r} cannot be read ({exc.strerror}); fix its permissions") from None
         # At most STEM_CHARACTERS of the name: with the hash and ".raw.sha256" the raw-store names stay
         # far below the 255 bytes a file system allows (a longer saved-file name is valid, its copy not).
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-")[:STEM_CHARACTERS].rstrip("-") or "file"
+        # A raw-store name starts with a letter or digit (ids.WINDOW): leading '_' and '-' are dropped.
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", full.stem).strip("-_")[:STEM_CHARACTERS].rstrip("-_") or "file"
         # The content's hash is part of the name: a saved file that changes becomes a new raw-store
         # entry, and the copy imported before is never overwritten.
         window = f"{stem}-{digest[:12]}"
