@@ -118,6 +118,8 @@ def write_pyproject(work: Path, module: str | None, tests: list[str]) -> None:
             f'only_mutate = ["src/{module}"]',
             f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "fast"]',
+            "timeout_multiplier = 4.0",
+            "timeout_constant = 10.0",
         ]
     (work / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -133,7 +135,7 @@ def run_mutmut(target: str, jobs: int) -> Result:
     prepare(work)
     write_pyproject(work, module, fast_tests())
     began = time.monotonic()
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TANDEM_EXPORT_MUTATION": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
         cwd=work,
@@ -264,6 +266,7 @@ def run_sql(jobs: int) -> Result:
     write_pyproject(work, None, [])
     began = time.monotonic()
     readers = _sql_readers(work)
+    os.environ["TANDEM_EXPORT_MUTATION"] = "1"
     _warm(work)
     sql_dir = work / "src" / "tandem_export" / "sql"
     result = Result("sql")

@@ -11,6 +11,14 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples of a fast-tier test: ``n``, a quarter of them under bench/mutation.py (which
+    runs the fast tier once per mutant and sets TANDEM_EXPORT_MUTATION)."""
+    return max(5, n // 4) if os.environ.get("TANDEM_EXPORT_MUTATION") else n
+
+
 WORKFLOW_PARTS = ("Snakefile", "config.yaml", "rules", "scripts", "schemas", "envs", "profiles")
 
 

@@ -13,6 +13,7 @@ import json
 import hypothesis.strategies as st
 import pyarrow.parquet as pq
 import pytest
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from tandem_export import answers
 from tandem_export.normalize import normalize_file
@@ -102,7 +103,7 @@ TIMES = st.one_of(
 )  # fmt: skip
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(
         st.fixed_dictionaries(

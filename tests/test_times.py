@@ -18,6 +18,7 @@ import hypothesis.strategies as st
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import examples
 from hypothesis import HealthCheck, given, settings
 from tandem_export import tables, times
 from tandem_export.normalize import normalize_file
@@ -316,7 +317,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=steps, form=st.sampled_from(FORMS))
 def test_utc_never_goes_backwards_with_random_clock_changes(tmp_path_factory, plan, form):
     h = History("2025-05-10 12:00", "2025-05-10 17:00")
