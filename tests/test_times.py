@@ -399,3 +399,109 @@ def test_many_resets_never_corrected_are_one_line():
     assert resets == [
         "3 clock resets were never corrected (the first at sequence 1): 6 record(s) cannot be placed in time"
     ]
+
+
+# --- the bounds of the rules, one by one (unit level) ---------------------------------------------
+
+WALL_2025 = 552_182_400  # 2025-07-01 00:00:00 on the pump clock (6,391 days after 2008-01-01)
+
+
+@pytest.mark.parametrize(
+    ("change_s", "kind"),
+    [
+        (0, "drift"),
+        (60, "drift"),  # a 1-minute change is no time zone
+        (-119, "drift"),
+        (1800, "zone"),  # 30 minutes (India/Newfoundland-style half hours)
+        (1920, "zone"),  # 2 minutes off 30 minutes: still a zone change
+        (1921, "drift"),  # 2 minutes 1 second off
+        (1680, "zone"),
+        (1679, "drift"),
+        (3480, "zone"),  # 58 minutes: 1 h less 120 s
+        (3479, "drift"),
+        (-3540, "zone"),  # -59 minutes
+        (5340, "zone"),  # +89 minutes: 1.5 h less 60 s
+        (3661, "zone"),  # 1 h 1 min 1 s: 61 s off an hour, within the 2 minutes
+        (3721, "drift"),  # 121 s off an hour
+        (-3600, "zone"),
+        (86_400, "zone"),  # 48 half hours
+    ],
+)
+def test_time_changes_are_zone_within_2_minutes_of_half_hours(change_s, kind):
+    assert times.classify_time_change(change_s) == kind
+
+
+@pytest.mark.parametrize(
+    ("days", "kind"),
+    [(1, "date_correction"), (30, "date_correction"), (364, "date_correction"), (365, "reset"), (-30, "date_correction"),
+     (-364, "date_correction"), (-365, "reset"), (-6000, "reset")],
+)  # fmt: skip
+def test_date_changes_of_a_year_or_more_are_resets(days, kind):
+    # Three records; the middle one is the date change (14) of ``days`` days.
+    wall = np.array([WALL_2025, WALL_2025 + days * 86_400 + 300, WALL_2025 + days * 86_400 + 600])
+    result = times.pump_times(
+        np.arange(3), wall, np.array([279, 14, 279]), np.array([0, days * 86_400, 0]), ZoneInfo("UTC")
+    )
+    assert [(c.seq_num, c.kind, c.change_s) for c in result.changes] == [(1, kind, days * 86_400)]
+
+
+def follows(walls: list[str], zone: str = "America/New_York") -> list[int]:
+    """UTC offsets (minutes) that follows_zone gives records logged at these wall times, in order."""
+    wall = np.array([int((dt.datetime.fromisoformat(w) - EPOCH).total_seconds()) for w in walls])
+    n = len(wall)
+    result = times.pump_times(np.arange(n), wall, np.full(n, 279), np.zeros(n, dtype=np.int64), ZoneInfo(zone),
+                              mode=times.FOLLOWS_ZONE)  # fmt: skip
+    return (result.offset_s // 60).tolist()
+
+
+def test_follows_zone_in_the_repeated_hour():
+    # New York, 2 November 2025: 01:00-01:59 happens twice, first in EDT (-240), then in EST (-300).
+    # A history that starts inside the repeated hour starts in the first occurrence.
+    assert follows(["2025-11-02 01:10", "2025-11-02 01:20"]) == [-240, -240]
+    # The clock goes back by exactly 10 minutes within the hour: from that record on, the second.
+    assert follows(["2025-11-02 01:40", "2025-11-02 01:50", "2025-11-02 01:40", "2025-11-02 01:45"]) == [
+        -240, -240, -300, -300,
+    ]  # fmt: skip
+    # Back by 9 minutes only: still the first occurrence.
+    assert follows(["2025-11-02 01:40", "2025-11-02 01:50", "2025-11-02 01:41"]) == [-240, -240, -240]
+    # Outside the repeated hour, each time is read in the zone (01:30 on 1 November is EDT, on 3 November EST).
+    assert follows(["2025-11-01 01:30", "2025-11-03 01:30"]) == [-240, -300]
+    # The clock going back outside the repeated hour does not make a later repeated hour the second.
+    assert follows(["2025-11-01 12:00", "2025-11-01 11:00", "2025-11-02 01:30"]) == [-240, -240, -240]
+
+
+def note_for(walls: list[str], zone: str) -> list[str]:
+    wall = np.array([int((dt.datetime.fromisoformat(w) - EPOCH).total_seconds()) for w in walls])
+    n = len(wall)
+    return times.pump_times(np.arange(n), wall, np.full(n, 279), np.zeros(n, dtype=np.int64), ZoneInfo(zone)).notes
+
+
+def test_the_never_changed_note_names_the_switches_and_the_offset(monkeypatch):
+    # The note must not depend on this machine's zone (naive times read as local would shift it).
+    monkeypatch.setenv("TZ", "Australia/Lord_Howe")
+    import time
+
+    time.tzset()
+    try:
+        # Two records across London's autumn switch (26 October 2025): the last is in GMT, +00:00.
+        (note,) = note_for(["2025-10-25 12:00", "2025-10-27 12:00"], "Europe/London")
+        assert note == (
+            "the history spans the clock switch of Europe/London on 2025-10-26, but the pump clock apparently never "
+            "changed; every time was read with UTC offset +00:00, the offset at the last record"
+        )
+        # Berlin, from March to November 2025: two switches (30 March, 26 October); last offset +01:00.
+        (note,) = note_for(["2025-03-01 12:00", "2025-11-01 12:00"], "Europe/Berlin")
+        assert "2 clock switches of Europe/Berlin (from 2025-03-30 to 2025-10-26)" in note
+        assert note.endswith("UTC offset +01:00, the offset at the last record")
+        # A history that ends on the day of the switch, after it.
+        (note,) = note_for(["2025-10-20 12:00", "2025-10-26 03:00"], "Europe/London")
+        assert "on 2025-10-26" in note
+        # New York in winter: -05:00.
+        (note,) = note_for(["2025-10-01 12:00", "2025-11-10 12:00"], "America/New_York")
+        assert note.endswith("UTC offset -05:00, the offset at the last record")
+        # One record, or no switch in the span: no note.
+        assert note_for(["2025-10-25 12:00"], "Europe/London") == []
+        assert note_for(["2025-06-01 12:00", "2025-06-30 12:00"], "Europe/London") == []
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -293,19 +293,23 @@ def _never_changed_note(zone: ZoneInfo, utc: np.ndarray, offset: int) -> str | N
         return None
     first = EPOCH + dt.timedelta(seconds=int(utc.min()))
     last = EPOCH + dt.timedelta(seconds=int(utc.max()))
-    t, step = first, dt.timedelta(days=1)
-    before = (first.replace(tzinfo=dt.UTC)).astimezone(zone).utcoffset()
+    step = dt.timedelta(days=1)
+    before = first.replace(tzinfo=dt.UTC).astimezone(zone).utcoffset()
     days = []
-    while t <= last:
+    # Daily points from the first instant, and the last instant itself (a switch after the last
+    # whole day is found too).
+    points = [first + k * step for k in range(int((last - first) / step) + 1)]
+    if points[-1] < last:
+        points.append(last)
+    for previous, t in zip(points, points[1:], strict=False):
         now = t.replace(tzinfo=dt.UTC).astimezone(zone).utcoffset()
         if now != before:
-            # The switch lies within the day before t: find its hour, and name its local date.
-            switch = t - step
+            # The switch lies between the two points: find its hour, and name its local date.
+            switch = previous
             while switch.replace(tzinfo=dt.UTC).astimezone(zone).utcoffset() == before:
                 switch += dt.timedelta(hours=1)
             days.append(switch.replace(tzinfo=dt.UTC).astimezone(zone).date())
             before = now
-        t += step
     if not days:
         return None
     sign = "-" if offset < 0 else "+"
