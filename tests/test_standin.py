@@ -373,10 +373,11 @@ def test_injected_drop_closes_the_connection(server):
 
 def test_injected_slow_delays_the_answer(server):
     client = Client(server).sign_in()
+    # The delayed answer still comes (the server logged the fault on it), and a client that waits less
+    # than the delay gives up first: a 2 s delay against a 0.2 s timeout (no wall-clock bound here).
     server.inject("slow", path_contains="/pumper/", seconds=0.4)
-    began = time.monotonic()
     assert client.pumper().status_code == 200
-    assert time.monotonic() - began >= 0.4
+    assert (server.requests[-1]["fault"], server.requests[-1]["status"]) == ("slow", 200)
     server.inject("slow", path_contains="/pumper/", seconds=2)
     with pytest.raises(requests.Timeout):
         client.call("GET", f"{client.cfg['source_url']}api/reports/bff/pumper/x", headers=client.headers(), timeout=0.2)
@@ -570,10 +571,9 @@ def test_stops_cleanly_with_a_slow_request_in_flight(tmp_path):
     deadline = time.monotonic() + 5
     while server.faults_pending and time.monotonic() < deadline:
         time.sleep(0.01)
-    began = time.monotonic()
     server.stop()
-    thread.join(timeout=5)
-    assert time.monotonic() - began < 3
+    # The request in flight waits 30 s; stop() ends it: the call has returned long before that.
+    thread.join(timeout=15)
     assert not thread.is_alive() and outcome
     with pytest.raises(requests.ConnectionError):
         requests.get(server.login_page, verify=str(server.ca_path), timeout=2)

@@ -65,7 +65,10 @@ def test_raw_store_keeps_windows_of_at_most_28_days_with_checksums(demo_run):
         "2025-06-25_2025-06-30.json",
     ]
     for f in files:
-        assert Path(str(f) + ".sha256").exists()
+        # The recorded checksum is the SHA-256 of the bytes on disk, in sha256sum's format.
+        import hashlib
+
+        assert Path(str(f) + ".sha256").read_text() == f"{hashlib.sha256(f.read_bytes()).hexdigest()}  {f.name}\n"
 
 
 def test_cgm_readings_match_the_raw_store(demo_run):

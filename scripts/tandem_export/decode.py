@@ -251,7 +251,7 @@ class Records:
 # --- raw values to decoded values, for both forms ----------------------------------------------
 #
 # The SQL of :func:`_decode_expr` says what each field kind decodes to; the functions below do the
-# same on whole NumPy columns (checked against that SQL in tests/test_reference_decoder.py), so that
+# same on whole NumPy columns (checked against that SQL in tests/test_decoder_consistency.py), so that
 # decoding costs no query planning per file.  float32 values go through that very SQL once per
 # distinct value.
 

@@ -1,4 +1,12 @@
-"""The fast store normaliser against a plain per-record reference decoder written here.
+"""A consistency check, not a value test: the fast store normaliser against a plain per-record
+decoder written here.
+
+Both read the layout facts (offsets, types, divisors, ranges, value names) from
+``tandem_export.layouts``, so this file cannot see a wrong layout: it shows that the vectorised,
+batched, cached decoding gives what a plain one-record-at-a-time reading of the same layout table
+gives.  Whether the layouts themselves are right is checked independently, by hand-computed bytes
+(test_decode_values.py) and by real records captured by other projects with the values they assert
+(test_peer_vectors.py).
 
 ``normalize_store`` decodes many windows per query and 26-byte records as whole NumPy columns; the
 reference below reads one record at a time with ``struct.unpack``, taking from
@@ -40,7 +48,7 @@ WIDTH = {"u8": 8, "i8": 8, "u16": 16, "i16": 16, "u32": 32, "f32": 32}
 COMMON = ["pump_serial", "sequence_group", "seq_num", "event_id", "pump_time", "origin", "properties", "record"]
 
 
-# --- the reference decoder: one record at a time ------------------------------------------------
+# --- the plain decoder: one record at a time ------------------------------------------------
 
 
 def shortest_f32(value: float) -> float:
