@@ -7,7 +7,9 @@ number; then the 16-byte payload with its fields at the documented offsets).  Th
 normaliser, ``tables.build_events`` and ``tables.build_table`` turn it into tables.  The pump clock
 shows Europe/Berlin and never changes, so in January every instant is the pump time less one hour.
 Expected values are literals worked out by hand (durations from the record times, percents and
-sums from the values packed).
+sums from the values packed).  A record logged more than a day ahead of the records on both sides
+is an outlier of the time model (not reliable, see times.py): every table leaves it out, and each
+test logs one.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def test_bg_readings(tmp_path):
         tmp_path,
         [
             rec(16, "2025-01-15 07:00:30", 101, BG, 0, 0, 142, 1.25, 40, 110, 0, 1),
-            rec(16, "2025-01-15 19:10:00", 102, BG, 1, 1, 95, 0.5, 45, 100, 1, 0),
+            rec(16, "2025-01-18 12:00:00", 102, BG, 0, 0, 200, 0.0, 40, 110, 0, 1),  # outlier: left out
+            rec(16, "2025-01-15 19:10:00", 103, BG, 1, 1, 95, 0.5, 45, 100, 1, 0),
         ],
         "bg_readings",
     )["bg_readings"]
@@ -111,7 +114,7 @@ def test_bg_readings(tmp_path):
             "bg_source": "remote",
             "iob_model": "mudaliar",
             "pump_serial": SERIAL,
-            "seq_num": 102,
+            "seq_num": 103,
         },
     ]
 
@@ -140,7 +143,15 @@ def test_alarms_pair_each_activation_with_the_next_clearing_of_its_kind_and_id(t
         rec(6, "2025-01-15 10:00:00", 209, ACTIVATED, 7, 1, 2, 1.5),  # malfunction: no clearing record
         rec(369, "2025-01-15 11:00:00", 210, DEX_ACTIVATED, 3, 13, 0, 0, 0.0),  # G7 sensor expired
         rec(371, "2025-01-15 11:01:00", 211, DEX_ACK, 3, 13, 0),  # acknowledged by the user
-        rec(370, "2025-01-15 11:20:00", 212, DEX_CLEARED, 3, 13),  # cleared: 20 minutes
+        rec(371, "2025-01-15 11:02:00", 212, DEX_ACK, 3, 13, 1),  # and again (software): the first counts
+        rec(370, "2025-01-15 11:20:00", 213, DEX_CLEARED, 3, 13),  # cleared: 20 minutes
+        rec(4, "2025-01-15 12:00:00", 214, ACTIVATED, 1, 0, 0, 0.0),  # USB alert: id 1 cleared this time
+        rec(26, "2025-01-15 12:03:00", 215, ALERT_CLEARED, 1, 0),  # 3 minutes
+        rec(171, "2025-01-15 12:10:00", 216, ACTIVATED, 0, 0, 0, 0.0),  # CGM alert id 0 (not alert id 0)
+        rec(172, "2025-01-15 12:16:00", 217, CLEARED, 0),  # 6 minutes
+        rec(460, "2025-01-15 13:00:00", 218, DEX_ACTIVATED, 2, 14, 0, 0, 0.0),  # Libre 2 out of range
+        rec(4, "2025-01-19 13:02:00", 219, ACTIVATED, 3, 0, 0, 0.0),  # outlier: left out
+        rec(461, "2025-01-15 13:04:00", 220, DEX_CLEARED, 2, 14),  # 4 minutes
     ]
     rows = build(tmp_path, records, "alarms")["alarms"]
     got = [
@@ -231,11 +242,53 @@ def test_alarms_pair_each_activation_with_the_next_clearing_of_its_kind_and_id(t
             369,
             210,
         ),
+        (
+            utc("2025-01-15 11:00:00"),
+            wall("2025-01-15 12:00:00"),
+            "alert",
+            1,
+            "usb_connection_alert",
+            utc("2025-01-15 11:03:00"),
+            wall("2025-01-15 12:03:00"),
+            3.0,
+            None,
+            None,
+            4,
+            214,
+        ),
+        (
+            utc("2025-01-15 11:10:00"),
+            wall("2025-01-15 12:10:00"),
+            "cgm_alert",
+            0,
+            "cgm_alert_0",
+            utc("2025-01-15 11:16:00"),
+            wall("2025-01-15 12:16:00"),
+            6.0,
+            None,
+            None,
+            171,
+            216,
+        ),
+        (
+            utc("2025-01-15 12:00:00"),
+            wall("2025-01-15 13:00:00"),
+            "cgm_alert",
+            14,
+            "cgm_out_of_range",
+            utc("2025-01-15 12:04:00"),
+            wall("2025-01-15 13:04:00"),
+            4.0,
+            None,
+            None,
+            460,
+            218,
+        ),
     ]
-    first, _, _, malfunction, cgm = rows
+    first, _, _, malfunction, cgm, _, _, libre = rows
     assert (first["param1"], first["fault_locator_data"]) == (20, 0)
     assert (malfunction["fault_locator_data"], malfunction["param1"], malfunction["param2"]) == (1, 2, 1.5)
-    assert cgm["sensor_type"] == "dexcom_g7"
+    assert (cgm["sensor_type"], libre["sensor_type"], rows[6]["sensor_type"]) == ("dexcom_g7", "libre2", None)
     assert {r["pump_serial"] for r in rows} == {SERIAL}
 
 
@@ -253,7 +306,9 @@ def test_suspensions(tmp_path):
         rec(11, "2025-01-15 10:00:00", 303, SUSPEND, 1, 30, 6, 0),  # low glucose suspend, no resume
         rec(11, "2025-01-15 10:30:00", 304, SUSPEND, 1, 0, 0, 0),  # user
         rec(12, "2025-01-15 11:00:00", 305, RESUME, 0, 0),  # resumes 304: 30 minutes
-        rec(11, "2025-01-15 12:00:00", 306, SUSPEND, 1, 0, 2, 0),  # malfunction, still suspended
+        rec(12, "2025-01-15 11:10:00", 306, RESUME, 5, 7),  # a second resume: the first counts
+        rec(11, "2025-01-20 11:30:00", 307, SUSPEND, 1, 0, 0, 0),  # outlier: left out
+        rec(11, "2025-01-15 12:00:00", 308, SUSPEND, 1, 0, 2, 0),  # malfunction, still suspended
     ]
     rows = build(tmp_path, records, "suspensions")["suspensions"]
     got = [
@@ -282,7 +337,7 @@ def test_suspensions(tmp_path):
         + (t("2025-01-15 09:00"), None, None, None, "automatic_low_glucose_suspend", 30, 1, None, 0, None),
         (t("2025-01-15 09:30"), wall("2025-01-15 10:30"), SERIAL, 304)
         + (t("2025-01-15 09:30"), t("2025-01-15 10:00"), wall("2025-01-15 11:00"), 30.0, "user", 0, 1, 0, 0, 0),
-        (t("2025-01-15 11:00"), wall("2025-01-15 12:00"), SERIAL, 306)
+        (t("2025-01-15 11:00"), wall("2025-01-15 12:00"), SERIAL, 308)
         + (t("2025-01-15 11:00"), None, None, None, "malfunction", 0, 1, None, 0, None),
     ]
 
@@ -297,6 +352,8 @@ def test_site_changes(tmp_path):
         rec(61, "2025-01-15 08:03:40", 402, "fI8x", 0.3, 0),  # PrimeSize, CompletionStatus: user aborted
         rec(61, "2025-01-15 08:04:10", 403, "fI8x", 0.3, 3),
         rec(33, "2025-01-18 08:00:00", 404, "If8x", 150, 0.0),  # no V2 volume: the whole-unit volume
+        rec(61, "2025-01-25 08:00:00", 405, "fI8x", 0.3, 3),  # outlier: left out
+        rec(33, "2025-01-18 09:00:00", 406, "If8x", 1, 0.8),  # a V2 volume under one unit
     ]
     rows = build(tmp_path, records, "site_changes")["site_changes"]
     got = [
@@ -323,6 +380,8 @@ def test_site_changes(tmp_path):
         + ("cannula", 0.3, "completed", None, None, 0.3, None),
         (utc("2025-01-18 07:00:00"), wall("2025-01-18 08:00:00"), SERIAL, 404)
         + ("cartridge", 150.0, None, 150, 0.0, None, None),
+        (utc("2025-01-18 08:00:00"), wall("2025-01-18 09:00:00"), SERIAL, 406)
+        + ("cartridge", 0.8, None, 1, 0.8, None, None),
     ]
 
 
@@ -352,6 +411,10 @@ def test_cgm_sessions(tmp_path):
         rec(477, "2025-01-15 12:00:00", 508, "IIBB6x", 8000, 8100, 15, 2),
         # Libre 3 stop 486: start u32@0, stop u32@4, duration u8@8, reason u8@9
         rec(486, "2025-01-15 13:00:00", 509, "IIBB6x", 8000, 8000 + 15 * 86400, 15, 5),
+        # A stop time before the start time gives no length; equal times, 0 hours.
+        rec(405, "2025-01-15 14:00:00", 510, "II2xBB4x", 9000, 8000, 3, 14),
+        rec(212, "2025-01-21 14:30:00", 511, "II7xB", 100, 100, 10),  # outlier: left out
+        rec(486, "2025-01-15 15:00:00", 512, "IIBB6x", 1, 1, 15, 6),
     ]
     rows = build(tmp_path, records, "cgm_sessions")["cgm_sessions"]
     got = [
@@ -380,6 +443,8 @@ def test_cgm_sessions(tmp_path):
         (wall("2025-01-15 11:00"), "libre2", "stop", None, 4, None, 14, 1.5, 405, 507),
         (wall("2025-01-15 12:00"), "libre3", "join", None, 2, None, 15, None, 477, 508),
         (wall("2025-01-15 13:00"), "libre3", "stop", None, 5, None, 15, 360.0, 486, 509),
+        (wall("2025-01-15 14:00"), "libre2", "stop", None, 3, None, 14, None, 405, 510),
+        (wall("2025-01-15 15:00"), "libre3", "stop", None, 6, None, 15, 0.0, 486, 512),
     ]
     assert rows[0]["timestamp"] == utc("2025-01-05 08:00")
     assert (rows[0]["session_start_time_seconds"], rows[0]["transmitter_time_seconds"]) == (5000, 5000)
@@ -395,9 +460,10 @@ DAILY = "fffHBB"  # dailyTotalBasal f32@0, lastBasalRate f32@4, iob f32@8, LiPo 
 def test_daily_status_battery_from_the_last_word(tmp_path):
     records = [
         rec(81, "2025-01-15 00:00:00", 600, DAILY, 24.5, 0.75, 1.5, 3961, 70, 1),
-        rec(81, "2025-01-16 00:00:00", 601, DAILY, 20.25, 0.8, 0.0, 4100, 100, 1),
+        rec(81, "2025-01-18 00:00:00", 601, DAILY, 1.0, 0.8, 0.0, 4000, 90, 1),  # outlier: left out
+        rec(81, "2025-01-16 00:00:00", 602, DAILY, 20.25, 0.8, 0.0, 4100, 100, 1),
         # 2,000 mV is no LiPo voltage a running pump has (3,000-4,400): NULL; 0xFF % is out of range: NULL
-        rec(81, "2025-01-17 00:00:00", 602, DAILY, 18.0, 0.0, 2.25, 2000, 255, 0),
+        rec(81, "2025-01-17 00:00:00", 603, DAILY, 18.0, 0.0, 2.25, 2000, 255, 0),
     ]
     rows = build(tmp_path, records, "daily_status")["daily_status"]
     assert [
@@ -413,8 +479,8 @@ def test_daily_status_battery_from_the_last_word(tmp_path):
         for r in rows
     ] == [
         (utc("2025-01-14 23:00"), wall("2025-01-15 00:00"), SERIAL, 600, 24.5, 0.75, 1.5, 70, 3961, True),
-        (utc("2025-01-15 23:00"), wall("2025-01-16 00:00"), SERIAL, 601, 20.25, 0.8, 0.0, 100, 4100, True),
-        (utc("2025-01-16 23:00"), wall("2025-01-17 00:00"), SERIAL, 602, 18.0, 0.0, 2.25, None, None, False),
+        (utc("2025-01-15 23:00"), wall("2025-01-16 00:00"), SERIAL, 602, 20.25, 0.8, 0.0, 100, 4100, True),
+        (utc("2025-01-16 23:00"), wall("2025-01-17 00:00"), SERIAL, 603, 18.0, 0.0, 2.25, None, None, False),
     ]
 
 
@@ -432,9 +498,12 @@ def test_user_modes_pair_each_start_with_the_next_stop_of_the_same_mode(tmp_path
         rec(229, "2025-01-15 17:00:00", 701, MODE, 3, 0, 2, 0, 0, 60, 1, 0, 0),  # start exercise, timed 60 min
         rec(229, "2025-01-15 18:00:00", 702, MODE, 0, 2, 0, 0, 0, 60, 1, 1, 0),  # stopped by its timer
         rec(229, "2025-01-15 22:30:00", 703, MODE, 1, 0, 1, 0b10, 1, 0, 0, 0, 0),  # start sleep, schedule 2
-        rec(229, "2025-01-16 06:00:00", 704, MODE, 3, 1, 2, 0, 0, 0, 0, 0, 0),  # sleep -> exercise
-        rec(229, "2025-01-16 06:45:00", 705, MODE, 5, 2, 0, 0, 0, 0, 0, 0, 0),  # stop all
-        rec(229, "2025-01-16 07:00:00", 706, MODE, 6, 0, 3, 0, 0, 0, 0, 0, 0),  # eating soon, never stopped
+        rec(229, "2025-01-16 02:00:00", 704, MODE, 1, 1, 1, 0b1, 1, 0, 0, 0, 0),  # still asleep: no start, no stop
+        rec(229, "2025-01-16 06:00:00", 705, MODE, 3, 1, 2, 0, 0, 0, 0, 0, 0),  # sleep -> exercise
+        rec(229, "2025-01-16 06:45:00", 706, MODE, 5, 2, 0, 0, 0, 0, 0, 0, 0),  # stop all
+        rec(229, "2025-01-16 06:50:00", 707, MODE, 4, 2, 0, 0, 0, 0, 0, 1, 0),  # a second stop: the first counts
+        rec(229, "2025-01-20 06:55:00", 708, MODE, 6, 0, 3, 0, 0, 0, 0, 0, 0),  # outlier: left out
+        rec(229, "2025-01-16 07:00:00", 709, MODE, 6, 0, 3, 0, 0, 0, 0, 0, 0),  # eating soon, never stopped
     ]
     rows = build(tmp_path, records, "user_modes")["user_modes"]
     got = [
@@ -465,9 +534,9 @@ def test_user_modes_pair_each_start_with_the_next_stop_of_the_same_mode(tmp_path
         (wall("2025-01-15 22:30"), "sleep", t("2025-01-15 21:30"), t("2025-01-16 05:00"), wall("2025-01-16 06:00"))
         + (450.0, "start_sleep", "start_exercise", None, ["schedule_2"], True, None, None, 703),
         (wall("2025-01-16 06:00"), "exercise", t("2025-01-16 05:00"), t("2025-01-16 05:45"), wall("2025-01-16 06:45"))
-        + (45.0, "start_exercise", "stop_all", False, None, None, "continuous", 0, 704),
+        + (45.0, "start_exercise", "stop_all", False, None, None, "continuous", 0, 705),
         (wall("2025-01-16 07:00"), "eating_soon", t("2025-01-16 06:00"), None, None, None)
-        + ("start_eating_soon", None, None, None, None, None, None, 706),
+        + ("start_eating_soon", None, None, None, None, None, None, 709),
     ]
     assert all(r["timestamp"] == (r["started_at"] or r["stopped_at"]) for r in rows)
 
