@@ -4,6 +4,7 @@ the fast tier of value tests catches.
     python3 bench/mutation.py                      # every target; writes bench/MUTATION.md
     python3 bench/mutation.py times sql            # some targets (the report keeps the others' rows)
     python3 bench/mutation.py --jobs 2 normalize
+    python3 bench/mutation.py --again times        # after new tests: rerun only the survivors
 
 Python modules are mutated by mutmut (PyPI; ``pip install -r bench/requirements-mutation.txt``):
 operators, constants, conditions, arguments, each mutant one plausible bug.  mutmut runs the tests
@@ -47,6 +48,9 @@ PY_TARGETS = {
     "tables": "tandem_export/tables.py",
 }
 TARGETS = (*PY_TARGETS, "sql")
+#: Outcomes that count as killed: a test failed, or the tests ran past the timeout (a mutant that
+#: makes a loop endless is caught, as PIT and Stryker count it).
+DETECTED = ("killed", "timeout")
 
 
 @dataclass
@@ -69,7 +73,7 @@ class Result:
     seconds: float = 0.0
 
     def counts(self) -> dict[str, int]:
-        survived = [m for m in self.mutants if m.status != "killed"]
+        survived = [m for m in self.mutants if m.status not in DETECTED]
         equivalent = [m for m in survived if m.reason]
         killed = len(self.mutants) - len(survived)
         scored = len(self.mutants) - len(equivalent)
@@ -118,8 +122,10 @@ def write_pyproject(work: Path, module: str | None, tests: list[str]) -> None:
             f'only_mutate = ["src/{module}"]',
             f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "fast"]',
-            "timeout_multiplier = 4.0",
-            "timeout_constant = 10.0",
+            # mutmut's CPU limit is 2 x multiplier x (the tests' time + constant): a mutant that makes
+            # a loop endless costs two or three times its tests, not eight.
+            "timeout_multiplier = 1.0",
+            "timeout_constant = 5.0",
         ]
     (work / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -127,33 +133,44 @@ def write_pyproject(work: Path, module: str | None, tests: list[str]) -> None:
 # --- Python modules: mutmut ------------------------------------------------------------------------
 
 
-def run_mutmut(target: str, jobs: int) -> Result:
+def run_mutmut(target: str, jobs: int, again: bool = False) -> Result:
+    """mutmut on ``target``; with ``again``, the copy of the last run is kept (its tests refreshed)
+    and only the mutants that were not killed, or not yet run, are run."""
     from mutmut.stats import status_by_exit_code  # the tool's own reading of its exit codes
 
     module = PY_TARGETS[target]
     work = WORK / target
-    prepare(work)
-    write_pyproject(work, module, fast_tests())
+    meta = work / "mutants" / "src" / f"{module}.meta"
+    names: list[str] = []
+    if again and meta.exists():
+        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        names = [n for n, c in codes.items() if c is None or status_by_exit_code[c] not in DETECTED]
+        for tests in (work / "tests", work / "mutants" / "tests"):
+            shutil.rmtree(tests, ignore_errors=True)
+            shutil.copytree(ROOT / "tests", tests, ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        prepare(work)
+        write_pyproject(work, module, fast_tests())
     began = time.monotonic()
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TANDEM_EXPORT_MUTATION": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs)],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    if not again or names:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *names],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not meta.exists():
+            tail = (proc.stdout + proc.stderr)[-3000:]
+            raise SystemExit(f"mutmut failed for {target} (exit {proc.returncode}):\n{tail}")
     result = Result(target, seconds=time.monotonic() - began)
-    meta = work / "mutants" / "src" / f"{module}.meta"
-    if proc.returncode != 0 or not meta.exists():
-        tail = (proc.stdout + proc.stderr)[-3000:]
-        raise SystemExit(f"mutmut failed for {target} (exit {proc.returncode}):\n{tail}")
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
     for name, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
         status = status_by_exit_code[code]
         where = _function_of(name)
         before = after = ""
-        if status != "killed":
+        if status not in DETECTED:
             before, after = _mutmut_change(work, name)
         result.mutants.append(Mutant(target, where, before, after, status, name))
     return result
@@ -384,7 +401,7 @@ def _same(a: str, b: str) -> bool:
 
 def mark_equivalent(result: Result, entries: list[dict]) -> None:
     for m in result.mutants:
-        if m.status == "killed":
+        if m.status in DETECTED:
             continue
         for e in entries:
             if e["target"] == m.target and e["where"] == m.where and _same(e["before"], m.before):
@@ -416,7 +433,7 @@ def write_report(results: dict[str, Result]) -> None:
     lines += ["", "<!-- rows: " + json.dumps(rows, sort_keys=True) + " -->", ""]
     for target, r in results.items():
         lines += [f"## {target}: survivors", ""]
-        survivors = [m for m in r.mutants if m.status != "killed"]
+        survivors = [m for m in r.mutants if m.status not in DETECTED]
         if not survivors:
             lines += ["None.", ""]
         for m in survivors:
@@ -439,6 +456,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", help=f"some of {', '.join(TARGETS)} (default: every one)")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="parallel mutants")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="Python targets: keep the last run's mutants, refresh the tests, run only those not killed",
+    )
     args = parser.parse_args()
     targets = args.targets or list(TARGETS)
     unknown = [t for t in targets if t not in TARGETS]
@@ -448,7 +470,7 @@ def main() -> None:
     results = {}
     for target in targets:
         print(f"{target}: mutating ...", flush=True)
-        result = run_sql(args.jobs) if target == "sql" else run_mutmut(target, args.jobs)
+        result = run_sql(args.jobs) if target == "sql" else run_mutmut(target, args.jobs, args.again)
         mark_equivalent(result, entries)
         results[target] = result
         c = result.counts()
