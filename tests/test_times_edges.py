@@ -1,7 +1,7 @@
 """The time model at the edges of its rules, unit level: the records of a reset that do not fit once
 corrected, instants no pump clock can have logged, the anchor in a repeated hour, the fields of a
 clock change, the never-changed note in awkward zones and machine zones, follows_zone over two
-autumns, a history of no record or one.
+autumns (no record and one record: test_times_rules).
 
 Each case calls ``times.pump_times`` on a few records (pump-clock seconds since 2008-01-01).
 Expected values are literals worked out by hand from the rules in the module's docstring: the
@@ -153,7 +153,7 @@ def test_the_pump_clock_reaches_2_to_the_32_seconds(last, reliable):
     assert result.reliable.tolist() == [True, reliable]
 
 
-# --- the anchor, the fields of a change, histories of no record or one -------------------------------
+# --- the anchor and the fields of a change ------------------------------------------------------
 
 
 def test_an_anchor_in_the_repeated_autumn_hour_is_its_first_occurrence():
@@ -168,15 +168,6 @@ def test_a_clock_change_keeps_the_time_before_and_after_it():
     result = run([T, T + 4000, T + 9000, T + 9300], [279, 13, 14, 279], [0, 3600, -2 * DAY, 0])
     got = [(c.seq_num, c.before_s, c.after_s, c.change_s, c.kind) for c in result.changes]
     assert got == [(1, T + 400, T + 4000, 3600, "zone"), (2, T + 9000 + 2 * DAY, T + 9000, -2 * DAY, "date_correction")]
-
-
-def test_no_record_and_one_record():
-    empty = run([])
-    assert empty.offset_s.tolist() == [] and empty.reliable.tolist() == [] and empty.notes == []
-    assert empty.offset_s.dtype == np.int64
-    # One record in Berlin summer time: +02:00.
-    (offset,) = run(walls(["2025-07-01 12:00"]), zone=ZoneInfo("Europe/Berlin")).offset_s.tolist()
-    assert offset == 7200
 
 
 # --- follows_zone ---------------------------------------------------------------------------------

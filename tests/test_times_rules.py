@@ -76,6 +76,7 @@ def test_no_records_and_a_single_record():
     # No records: nothing, and no error.
     empty = run([])
     assert empty.offset_s.tolist() == [] and empty.reliable.tolist() == []
+    assert empty.offset_s.dtype == np.int64
     assert empty.changes == [] and empty.notes == []
 
 
