@@ -254,3 +254,25 @@ def test_a_drift_correction_does_not_stop_the_note():
     assert notes(wall, "Europe/London", [279, 13, 279], [0, 420, 0]) == [
         note_text("the clock switch of Europe/London on 2025-10-26", "+00:00")
     ]
+
+
+def test_no_note_when_the_pump_followed_the_switch():
+    # London's autumn switch (26 October 2025 01:00 UTC): the user set the clock back an hour (a 13
+    # record of -3600 s, a zone change), so the pump followed the zone and there is no note; the
+    # same history without the change gets it (last record GMT, +00:00).
+    wall = ["2025-10-25 12:00", "2025-10-26 08:00", "2025-10-26 07:01", "2025-10-27 12:00"]
+    assert notes(wall, "Europe/London", [279, 279, 13, 279], [0, 0, -3600, 0]) == []
+    assert notes(["2025-10-25 12:00", "2025-10-27 12:00"], "Europe/London") == [
+        note_text("the clock switch of Europe/London on 2025-10-26", "+00:00")
+    ]
+
+
+def test_no_note_when_the_clock_was_reset():
+    # The clock restarted at 2008-01-01 (a reset) and was set to the date again, in a history across
+    # London's autumn switch: its times come from a reset, not from a clock that never changed.
+    before = walls(["2025-10-25 12:00"])[0]
+    back = walls(["2025-10-27 12:00"])[0]
+    wall, event_id, change = reset(before, 0, back, before + 600)
+    result = run(wall, event_id, change, zone=ZoneInfo("Europe/London"))
+    assert [c.kind for c in result.changes] == ["reset", "reset"]  # the restart and the date set
+    assert [n for n in result.notes if "never" in n] == []
