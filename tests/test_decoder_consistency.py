@@ -402,6 +402,13 @@ def test_a_broken_file_among_others_is_named_and_the_others_are_decoded(history,
         (L.Field("x", 0, "u16", "commanded_rate_units_per_hour", divisor=1000), [0, 750, 65535, -3, 2**53 + 1]),
         (L.Field("x", 0, "i8", "rssi_dbm"), [-128, 0, 127, 2**62]),
         (L.Field("x", 0, "f32", "iob_units"), [0.85, 0.1, -0.0, 1e-45, 3.4028234663852886e38, 16777217.0, 1 / 3]),
+        # "No value" markers and a valid range (a glucose field: 0 and 65535 are no value, 40-400 valid)
+        (
+            L.Field("x", 0, "u16", "glucose_mg_dl", valid=(40, 400), missing=(0, 65535)),
+            [0, 39, 40, 120, 400, 401, 65535, 65536, -1],
+        ),
+        (L.Field("x", 0, "u16", "commanded_rate_units_per_hour", divisor=1000, valid=(0, 15)), [0, 15000, 15001]),
+        (L.Field("x", 0, "f32", "iob_units", valid=(0, 100)), [float("nan"), -0.5, 0.0, 100.0, 100.5, 2.5]),
     ],
     ids=lambda v: v.kind + "-" + v.type if isinstance(v, L.Field) else None,
 )
@@ -412,7 +419,7 @@ def test_vectorised_decoding_matches_the_sql_of_each_field_kind(field, values):
     raw = np.array(values + [0], dtype=kind)
     valid = np.array([True] * len(values) + [False])
     got = decode.decode_field(field, raw, valid, decode.F32(con)).to_arrow(decode.ARROW_TYPES[field.decoded_type])
-    literal = ", ".join(f"({v!r}::{'DOUBLE' if field.type == 'f32' else 'BIGINT'})" for v in values)
+    literal = ", ".join(f"('{v!r}'::{'DOUBLE' if field.type == 'f32' else 'BIGINT'})" for v in values)
     sql = f"SELECT CAST({decode._decode_expr(field, 'v')} AS {field.decoded_type}) FROM (VALUES {literal}, (NULL)) t(v)"
     want = [r[0] for r in con.sql(sql).fetchall()]
     assert all(same(a, b) for a, b in zip(got.to_pylist(), want, strict=True)), (got.to_pylist(), want)
