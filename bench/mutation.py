@@ -431,7 +431,12 @@ def write_report(results: dict[str, Result]) -> None:
                 f"{c['score']} | {c['seconds']} |"
             )
     lines += ["", "<!-- rows: " + json.dumps(rows, sort_keys=True) + " -->", ""]
-    for target, r in results.items():
+    kept = _read_sections()  # the survivors of the targets not run this time stay as they were
+    for target in TARGETS:
+        if target not in results:
+            lines += kept.get(target, [])
+            continue
+        r = results[target]
         lines += [f"## {target}: survivors", ""]
         survivors = [m for m in r.mutants if m.status not in DETECTED]
         if not survivors:
@@ -443,6 +448,21 @@ def write_report(results: dict[str, Result]) -> None:
             )
         lines.append("")
     REPORT.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _read_sections() -> dict[str, list[str]]:
+    """target -> the lines of its "survivors" section in the report as it is (heading included)."""
+    if not REPORT.exists():
+        return {}
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in REPORT.read_text(encoding="utf-8").splitlines():
+        heading = re.fullmatch(r"## (\w+): survivors", line)
+        if heading:
+            current = sections.setdefault(heading[1], [])
+        if current is not None:
+            current.append(line)
+    return sections
 
 
 def _read_rows() -> dict:
