@@ -1,6 +1,7 @@
 """Incremental, resumable fetching of pump-logs windows into the raw store.
 
-Windows are cells of a fixed 28-day grid counted from the pump epoch 2008-01-01, so a window's name
+Windows are cells of a fixed 28-day grid counted from the pump epoch 2008-01-01 (the store's layout
+is in stored.py, which reads it without the network), so a window's name
 and content never depend on the configured start: ``data/raw/{serial}/{first}_{last}.json`` holds
 the answer for exactly those days.  A window wholly before the trailing re-fetch window (config
 ``fetch.refetch_days`` before the pump's last event day) that is already on disk is never requested
@@ -15,59 +16,15 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import answers, ids, layouts
 from .errors import InputError
 from .source import checked_sha256, checksum_path, write_checksum
 from .storage import atomic_path
+from .stored import GRID_EPOCH, Fetched, Window, grid_windows, now_utc, saved_windows
 from .tandem import BrokenAnswer, TandemClient, TandemError, WindowRejected
-
-GRID_EPOCH = dt.date(2008, 1, 1)
-WINDOW_DAYS = 28
-
-
-@dataclass(frozen=True)
-class Window:
-    """One grid cell of days, inclusive."""
-
-    first: dt.date
-    last: dt.date
-
-    @property
-    def name(self) -> str:
-        return f"{self.first}_{self.last}"
-
-
-def grid_windows(first: dt.date, last: dt.date) -> list[Window]:
-    """The 28-day grid cells (from 2008-01-01) that cover the days first..last, in order."""
-    if last < first:
-        return []
-    k = (first - GRID_EPOCH).days // WINDOW_DAYS
-    out = []
-    while True:
-        start = GRID_EPOCH + dt.timedelta(days=k * WINDOW_DAYS)
-        if start > last:
-            return out
-        out.append(Window(start, start + dt.timedelta(days=WINDOW_DAYS - 1)))
-        k += 1
-
-
-def saved_windows(folder: Path) -> list[Window]:
-    """The grid cells saved in ``folder`` (``{first}_{last}.json`` files), in order; other files are ignored."""
-    out = []
-    for path in folder.glob("*_*.json"):
-        try:
-            first, last = (dt.date.fromisoformat(part) for part in path.stem.split("_"))
-        except ValueError:
-            continue
-        cell = grid_windows(first, first)
-        if cell and cell[0] == Window(first, last):
-            out.append(cell[0])
-    return sorted(out, key=lambda w: w.first)
 
 
 def pump_days(pump: dict) -> tuple[dt.date | None, dt.date | None]:
@@ -163,46 +120,6 @@ def _missing_from(saved: Path, events: list) -> int:
     return sum(
         1 for e in before if isinstance(e, dict) and (e.get("sequenceGroup"), e.get("sequenceNumber")) not in now
     )
-
-
-def fetched_path(path: Path) -> Path:
-    """Beside a saved window: the record of its last fetch (see :class:`Fetched`)."""
-    return Path(str(path) + ".fetched")
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """What is known of a saved window from its last fetch: the pump's last day with data when it
-    was asked for, the SHA-256 of the answer saved (which passed the shape check of
-    answers.check_pump_logs) and its number of events.  A saved window counts as complete only
-    while its bytes still have that SHA-256."""
-
-    last_day: dt.date
-    sha256: str
-    events: int
-
-    @classmethod
-    def read(cls, path: Path) -> Fetched | None:
-        """The record beside the saved window ``path``; None when absent or not one written by
-        :meth:`write` (a record of an earlier version holds a date only: the window is asked for
-        once more)."""
-        try:
-            data = json.loads(fetched_path(path).read_text(encoding="utf-8"))
-            record = cls(ids.checked_date(data["last_day"], "last_day"), str(data["sha256"]), int(data["events"]))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            return None
-        if not ids.matches(_SHA256, record.sha256) or record.events < 0:
-            return None
-        return record
-
-    def write(self, path: Path) -> None:
-        """Write the record beside the saved window ``path`` (atomically)."""
-        text = json.dumps({"last_day": str(self.last_day), "sha256": self.sha256, "events": self.events})
-        with atomic_path(fetched_path(path)) as tmp:
-            tmp.write_text(text + "\n", encoding="utf-8")
-
-
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _checked_saved(path: Path, last: dt.date) -> Fetched | None:
@@ -350,7 +267,7 @@ def fetch_account(
                 log.warning("%s: answered with no events although the pump has data up to %s", label, last)
             changed = store_window(path, body)
             body_sha256 = hashlib.sha256(body).hexdigest()
-            Fetched(last, body_sha256, n + len(data.get("clockChanges", []))).write(path)
+            Fetched(last, body_sha256, n + len(data.get("clockChanges", [])), now_utc()).write(path)
             counts["requested"] += 1
             counts["changed"] += changed
             counts["events"] += n
