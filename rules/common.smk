@@ -79,6 +79,38 @@ def account(wildcards):
     return ACCOUNTS[wildcards.acct]
 
 
+def offline_plan():
+    """With fetch_latest: false, the Tandem Source accounts whose manifest is not yet what their raw
+    store holds (a failed fetch removed it, say, or nothing was fetched yet): their fetch rule lists
+    the store without the network (scripts/fetch_stored.py), or fails with the one line saying why.
+    Every other account runs nothing before its tables: its manifest is an input as it stands, so a
+    switch from true to false with nothing new is "Nothing to be done". Their line saying what the
+    exports hold is printed here, once per account (the jobs of the others print their own).
+    """
+    from tandem_export import stored
+
+    due = []
+    for prefix, settings in ACCOUNTS.items():
+        if settings.source != "tandem":
+            continue
+        line = stored.offline_state(
+            Path(f"data/{prefix}fetch"),
+            f"data/{prefix}raw",
+            settings.pump_serial,
+            settings.timezone,
+        )
+        if line is None:
+            due.append(prefix)
+        elif workflow.is_main_process:
+            who = f"account {settings.account}: " if settings.account else ""
+            print(f"Notice: {who}{line}", file=sys.stderr)
+    return due
+
+
+#: fetch_latest: false: the accounts whose offline fetch job is due (see offline_plan).
+OFFLINE_DUE = [] if SETTINGS.fetch_latest else offline_plan()
+
+
 def lineage(wildcards):
     """Digest of the settings and code an account's tables are built from (cfg.Settings.lineage): a
     parameter of every rule from the events build on, so that a failed or interrupted run after a

@@ -9,6 +9,11 @@
 # brought nothing new leaves every later job as it was, while one that changed any window reruns
 # every job built from the earlier manifest (Snakemake compares the manifest's checksum with the
 # one each output was built from).
+#
+# With fetch_latest: false nothing is requested. An account whose manifest is what its raw store
+# holds runs no fetch job: the manifest is an input as it stands, so nothing reruns. The others
+# (OFFLINE_DUE in common.smk: a failed fetch removed the manifest, or nothing was fetched yet) get a
+# fetch job that lists the store as it is, or fails with one line; the other accounts complete.
 
 
 def fetch_retry_marker(wildcards):
@@ -16,39 +21,66 @@ def fetch_retry_marker(wildcards):
     return f"data/{wildcards.acct}fetch/retry"
 
 
-checkpoint fetch:
-    output:
-        "data/{acct}fetch/manifest.json",
-    log:
-        "logs/{acct}fetch/tandem.log",
-    conda:
-        "../envs/tandem.yaml"
-    resources:
-        tandem_api=1,
-    params:
-        # Changes on every invocation while the range is open, so each run asks for new data.
-        check=lambda wc: account(wc).fetch_check
-        + (
-            f" retry pending, checked at {time.time():.6f}"
-            if Path(fetch_retry_marker(wc)).exists()
-            else ""
-        ),
-        retry_marker=fetch_retry_marker,
-        raw_root=lambda wc: f"data/{wc.acct}raw",
-        account=lambda wc: account(wc).account,
-        credentials_file=lambda wc: account(wc).credentials_file,
-        email_env=lambda wc: account(wc).email_env,
-        password_env=lambda wc: account(wc).password_env,
-        pump_serial=lambda wc: account(wc).pump_serial,
-        start=lambda wc: account(wc).start,
-        end=lambda wc: account(wc).end,
-        region=lambda wc: account(wc).region,
-        api=lambda wc: account(wc).tandem_api,
-        refetch_days=lambda wc: account(wc).fetch["refetch_days"],
-        retries=lambda wc: account(wc).fetch["retries"],
-        backoff_seconds=lambda wc: account(wc).fetch["backoff_seconds"],
-        timeout_seconds=lambda wc: account(wc).fetch["timeout_seconds"],
-        max_wait_seconds=lambda wc: account(wc).fetch["max_wait_seconds"],
-        token_cache=lambda wc: account(wc).fetch["token_cache"],
-    script:
-        "../scripts/fetch_tandem.py"
+if SETTINGS.fetch_latest:
+
+    checkpoint fetch:
+        output:
+            "data/{acct}fetch/manifest.json",
+        log:
+            "logs/{acct}fetch/tandem.log",
+        conda:
+            "../envs/tandem.yaml"
+        resources:
+            tandem_api=1,
+        params:
+            # Changes on every invocation while the range is open, so each run asks for new data.
+            check=lambda wc: account(wc).fetch_check
+            + (
+                f" retry pending, checked at {time.time():.6f}"
+                if Path(fetch_retry_marker(wc)).exists()
+                else ""
+            ),
+            retry_marker=fetch_retry_marker,
+            raw_root=lambda wc: f"data/{wc.acct}raw",
+            account=lambda wc: account(wc).account,
+            credentials_file=lambda wc: account(wc).credentials_file,
+            email_env=lambda wc: account(wc).email_env,
+            password_env=lambda wc: account(wc).password_env,
+            pump_serial=lambda wc: account(wc).pump_serial,
+            start=lambda wc: account(wc).start,
+            end=lambda wc: account(wc).end,
+            region=lambda wc: account(wc).region,
+            api=lambda wc: account(wc).tandem_api,
+            refetch_days=lambda wc: account(wc).fetch["refetch_days"],
+            retries=lambda wc: account(wc).fetch["retries"],
+            backoff_seconds=lambda wc: account(wc).fetch["backoff_seconds"],
+            timeout_seconds=lambda wc: account(wc).fetch["timeout_seconds"],
+            max_wait_seconds=lambda wc: account(wc).fetch["max_wait_seconds"],
+            token_cache=lambda wc: account(wc).fetch["token_cache"],
+        script:
+            "../scripts/fetch_tandem.py"
+
+else:
+
+    checkpoint fetch:
+        output:
+            "data/{acct}fetch/manifest.json",
+        log:
+            "logs/{acct}fetch/stored.log",
+        wildcard_constraints:
+            acct=(
+                "(?:" + "|".join(re.escape(p) for p in OFFLINE_DUE) + ")"
+                if OFFLINE_DUE
+                else "(?!)"
+            ),
+        conda:
+            "../envs/tandem.yaml"
+        params:
+            # Due whenever it is in the plan: the manifest on disk, if any, is not the store's.
+            check=lambda wc: f"stored, checked at {time.time():.6f}",
+            account=lambda wc: account(wc).account,
+            raw_root=lambda wc: f"data/{wc.acct}raw",
+            pump_serial=lambda wc: account(wc).pump_serial,
+            timezone=lambda wc: account(wc).timezone,
+        script:
+            "../scripts/fetch_stored.py"

@@ -1,9 +1,8 @@
 """Rule fetch: bring one account's raw store up to date from Tandem Source and list its windows."""
 
-import json
 from pathlib import Path
 
-from tandem_export import fetch, runlog, tandem
+from tandem_export import fetch, runlog, stored, tandem
 from tandem_export.errors import InputError
 from tandem_export.storage import atomic_path
 
@@ -42,8 +41,12 @@ def body(log):
     else:
         retry.unlink(missing_ok=True)
     manifest["raw_root"] = p.raw_root
+    text = stored.manifest_text(manifest)
+    # First the copy no rule declares (Snakemake removes the manifest before every fetch and after a
+    # failed one): what a run with fetch_latest: false exports.
+    stored.write_last_fetch(Path(snakemake.output[0]).parent, text)  # noqa: F821
     with atomic_path(snakemake.output[0]) as tmp:  # noqa: F821
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
 
 
 # With an accounts sheet every console line names its account: "[fetch alice] INFO: ...".

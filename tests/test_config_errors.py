@@ -168,6 +168,7 @@ FIELDS = {
     "fetch": block({k: either([v, str(v)]) for k, v in cfg.FETCH_DEFAULTS.items()}),
     "accounts": either(["accounts.tsv", None]),
     "combined_exports": either([True, "false"]),
+    "fetch_latest": either([True, False, "false", "true", "no"]),
     "start": either(["2025-01-01", dt.date(2025, 1, 1), None]),
     "end": either(["2025-12-31", dt.date(2025, 12, 31), None]),
     "demo": block(

@@ -131,6 +131,8 @@ class Settings:
     tandem_api: dict = field(default_factory=dict)
     fetch: dict = field(default_factory=lambda: dict(FETCH_DEFAULTS))
     fetch_check: str = ""
+    #: False: no request of any kind; the tables are built from the raw store as it is (source tandem).
+    fetch_latest: bool = True
     #: Sheet accounts only: the account id, and where its credentials come from.
     account: str = ""
     credentials_file: str | None = None
@@ -155,8 +157,9 @@ class Settings:
         version rebuilds the tables, which Snakemake's own code check, limited to the rule scripts,
         would not see), the source and its raw windows (for saved files,
         names holding each file's hash), the demo generator's settings, the time zone and pump clock
-        model, and for Tandem Source the account, region and pumps.  Not ``fetch_check``, nor the
-        range: what a fetch brought is in its manifest (every window saved so far, whatever the range),
+        model, and for Tandem Source the account, region and pumps.  Not ``fetch_check``, nor
+        ``fetch_latest`` (switching it rebuilds nothing by itself), nor the range: what a fetch
+        brought is in its manifest (every window saved so far, whatever the range),
         an input of every job after it, so a fetch that brought nothing new reruns nothing.  The date
         range (``start``/``end``) is a parameter of the exports and the report only.
         """
@@ -518,9 +521,12 @@ def _demo_entries(settings: Settings) -> dict[tuple[str, str], RawFile]:
     return out
 
 
-def resolve_source(source: str, project_dir: str | Path = ".") -> tuple[str, str | None]:
-    """The source to use (``auto`` becomes tandem or demo) and a notice for the user, if any."""
-    if source not in ("auto", "tandem"):
+def resolve_source(source: str, project_dir: str | Path = ".", fetch_latest: bool = True) -> tuple[str, str | None]:
+    """The source to use (``auto`` becomes tandem or demo) and a notice for the user, if any.
+
+    ``source: tandem`` with ``fetch_latest`` false needs no credentials: nothing is requested.
+    """
+    if source not in ("auto", "tandem") or (source == "tandem" and not fetch_latest):
         return source, None
     from .errors import InputError
     from .tandem import load_credentials
@@ -574,7 +580,7 @@ def check(config: dict, basedir: str) -> Settings:
             )
         source, notice = "tandem", None  # each account's credentials are read by its own fetch job
     else:
-        source, notice = resolve_source(source)
+        source, notice = resolve_source(source, fetch_latest=config.get("fetch_latest", True))
     start, end = check_range(config.get("start"), config.get("end"))
     if _none(config.get("accounts")) is not None and _none(config.get("timezone")) is None:
         tz, tz_from = "", "each account's row of the accounts sheet"  # accounts() checks every row has one
@@ -603,6 +609,7 @@ def check(config: dict, basedir: str) -> Settings:
         demo_days=demo_days,
     )
     settings.notice = notice
+    settings.fetch_latest = config.get("fetch_latest", True)
     if source == "demo":
         settings.raw_files = _demo_entries(settings)
     elif source == "file":
