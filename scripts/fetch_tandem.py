@@ -6,6 +6,10 @@ from tandem_export import fetch, runlog, stored, tandem
 from tandem_export.errors import InputError
 from tandem_export.storage import atomic_path
 
+#: The line after the error of a fetch that could not reach Tandem Source while the raw store holds
+#: a fetch that completed.
+OFFLINE_HINT = "to export what is already stored, without the network: run again with --config fetch_latest=false"
+
 
 def body(log):
     p = snakemake.params  # noqa: F821 - provided by Snakemake
@@ -31,7 +35,7 @@ def body(log):
         manifest = fetch.fetch_account(client, Path(p.raw_root), p.pump_serial, p.start, p.end, p.refetch_days, log)
     except InputError as exc:
         if p.account and not str(exc).startswith(f"account {p.account}"):
-            raise InputError(f"account {p.account}: {exc}") from None
+            raise type(exc)(f"account {p.account}: {exc}") from None
         raise
     # Windows kept against a partial answer: the next run fetches again even with a closed range.
     retry = Path(p.retry_marker)
@@ -49,6 +53,16 @@ def body(log):
         tmp.write_text(text, encoding="utf-8")
 
 
+def offline_hint(exc: InputError) -> str | None:
+    """After a fetch that could not reach Tandem Source (no connection, no DNS, no answer in time, an
+    outage or a rate limit through every retry, a certificate that a captive portal or proxy put in
+    its way), how to export what an earlier fetch stored; None otherwise."""
+    if isinstance(exc, tandem.Unavailable | tandem.Unverified):
+        if stored.last_fetch(Path(snakemake.output[0]).parent) is not None:  # noqa: F821
+            return OFFLINE_HINT
+    return None
+
+
 # With an accounts sheet every console line names its account: "[fetch alice] INFO: ...".
 # Every window is saved the moment it arrives, so a Ctrl-C loses none of them.
 runlog.run(
@@ -56,4 +70,5 @@ runlog.run(
     f"fetch {snakemake.params.account or ''}".strip(),  # noqa: F821
     body,
     interrupted=f"{runlog.INTERRUPTED}: windows saved so far are kept",
+    then=offline_hint,
 )

@@ -69,7 +69,13 @@ INTERRUPTED = "interrupted; run again to resume"
 INTERRUPTED_EXIT = 130
 
 
-def run(snakemake, rule: str, body: Callable[[logging.Logger], None], interrupted: str = INTERRUPTED) -> None:
+def run(
+    snakemake,
+    rule: str,
+    body: Callable[[logging.Logger], None],
+    interrupted: str = INTERRUPTED,
+    then: Callable[[InputError], str | None] | None = None,
+) -> None:
     """Run a rule body; bad input or a failed read or write becomes one logged error line and exit 1.
 
     Every output is written under a temporary name and renamed (storage.atomic_path), so a file
@@ -78,7 +84,8 @@ def run(snakemake, rule: str, body: Callable[[logging.Logger], None], interrupte
     ``snakemake`` is the rule's snakemake object (only ``log[0]`` is used), ``body`` gets the logger.
     Exits (SystemExit) with 1 for InputError, an OSError (:func:`os_error_line`) or a DuckDB read
     or write error, and with 130 after the line ``interrupted`` for KeyboardInterrupt (Ctrl-C: no
-    traceback); any other exception is raised as it is (a bug).
+    traceback); any other exception is raised as it is (a bug).  ``then`` gives, for an InputError,
+    the line to log after its error line (what to do instead), or None.
     """
     log = open_log(snakemake.log[0], rule)
     try:
@@ -88,6 +95,9 @@ def run(snakemake, rule: str, body: Callable[[logging.Logger], None], interrupte
         sys.exit(INTERRUPTED_EXIT)
     except InputError as exc:
         log.error("%s", exc)
+        advice = then(exc) if then is not None else None
+        if advice:
+            log.info("%s", advice)
         sys.exit(1)
     except OSError as exc:
         log.error("%s", os_error_line(exc))

@@ -109,6 +109,11 @@ class Unavailable(TandemError):
     asked (Retry-After) to wait longer than ``fetch.max_wait_seconds``."""
 
 
+class Unverified(TandemError):
+    """Tandem Source's TLS certificate could not be verified (a captive portal, a proxy, a wrong
+    URL): never retried."""
+
+
 class BrokenAnswer(TandemError):
     """Tandem Source kept answering with a broken body (cut short, not JSON where JSON is expected,
     or refused by the caller's check) through every retry."""
@@ -471,7 +476,7 @@ class TandemClient:
                 "secrets in clear text); check the tandem_api URLs"
             ) from None
         if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-            raise TandemError(
+            raise Unverified(
                 f"{what}: the TLS certificate of Tandem Source could not be verified; check the tandem_api URLs and "
                 "this machine's CA certificates (REQUESTS_CA_BUNDLE)"
             ) from None
