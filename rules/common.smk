@@ -232,11 +232,20 @@ def write_manifest(complete):
     current ones (exports/...).  A manifest that cannot be written is a warning line.
     """
     from tandem_export import export_manifest as em
+    from tandem_export import stored
 
     current = current_settings()
     entries = em.describe()
+    # Each Tandem Source account: whether this run fetched, and what its last fetch reached.
+    fetch = {
+        prefix.rstrip("/"): stored.fetch_entry(
+            Path(f"data/{prefix}fetch"), f"data/{prefix}raw", s.fetch_latest
+        )
+        for prefix, s in ACCOUNTS.items()
+        if s.source == "tandem"
+    }
     try:
-        em.write_manifest(current, complete, entries=entries)
+        em.write_manifest(current, complete, entries=entries, fetch=fetch)
     except OSError as exc:
         print(
             f"Warning: could not write exports/{em.MANIFEST}: {exc}; free space or fix permissions, then run again",

@@ -216,15 +216,17 @@ def write_manifest(
     exports: str | Path = "exports",
     data: str | Path = "data",
     entries: list[dict] | None = None,
+    fetch: dict[str, dict] | None = None,
 ) -> list[dict]:
     """Write ``exports/MANIFEST.json`` describing every file under ``exports`` (``entries``, by
     default :func:`describe`).
 
     ``current`` maps each account's folder under exports/ ('' for the single-account files,
     'combined' for the combined ones) to its current settings digest; ``complete`` says whether the
-    run that writes it completed.  The file is written atomically, and only when its text changes
-    (a run that changed nothing leaves it as it was, to the byte and the mtime).  Returns the entries.
-    Raises OSError when it cannot be written.
+    run that writes it completed; ``fetch`` maps the folder of each Tandem Source account to its
+    fetch entry (stored.fetch_entry), left out when empty.  The file is written atomically, and
+    only when its text changes (a run that changed nothing leaves it as it was, to the byte and the
+    mtime).  Returns the entries.  Raises OSError when it cannot be written.
     """
     if entries is None:
         entries = describe(exports, data)
@@ -232,6 +234,7 @@ def write_manifest(
         "producer": PRODUCER,
         "run": "complete" if complete else "failed",
         "settings": {k: current[k] for k in sorted(current)},
+        **({"fetch": {k: fetch[k] for k in sorted(fetch)}} if fetch else {}),
         "files": entries,
     }
     text = json.dumps(body, indent=1, ensure_ascii=False) + "\n"
