@@ -410,6 +410,13 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
+    def get_request(self):
+        # Every TCP connection accepted, before any TLS handshake or request: a client that connects
+        # and sends nothing (or fails the handshake) is counted too.
+        request = super().get_request()
+        self.standin._count_connection()
+        return request
+
     def handle_error(self, request, client_address) -> None:
         pass
 
@@ -481,6 +488,7 @@ class StandIn:
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set = set()
+        self._accepted = 0
         self._requests: list[dict] = []
         self._errors: list[str] = []
         self._faults: list[_Fault] = []
@@ -530,8 +538,13 @@ class StandIn:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> StandIn:
-        """Write the CA, bind a free port on 127.0.0.1 and serve from a daemon thread."""
+    def start(self, port: int = 0) -> StandIn:
+        """Write the CA, bind ``port`` on 127.0.0.1 (0: a free one) and serve from a daemon thread.
+
+        After :meth:`stop`, ``start(port=s.port)`` serves again on the same port (with a new CA), so
+        that a client configured with the old URLs reaches it; the accounts, pumps, requests and the
+        count of connections are kept.
+        """
         if self._httpd is not None:
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -539,7 +552,7 @@ class StandIn:
         ca.cert_pem.write_to_path(str(self.ca_path))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert("127.0.0.1").configure_cert(context)
-        httpd = _Server(("127.0.0.1", 0), _Handler)
+        httpd = _Server(("127.0.0.1", port), _Handler)
         httpd.standin = self
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.port = httpd.server_address[1]
@@ -570,6 +583,17 @@ class StandIn:
         if thread is not None:
             thread.join(timeout=5)
         self._httpd = self._thread = None
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since the stand-in was made, over every start (before any TLS
+        handshake: a connection that sends no request counts too)."""
+        with self._lock:
+            return self._accepted
+
+    def _count_connection(self) -> None:
+        with self._lock:
+            self._accepted += 1
 
     def _track(self, conn, opened: bool) -> None:
         with self._lock:
