@@ -291,16 +291,16 @@ def last_fetch(fetch_dir: Path) -> Path | None:
     return None
 
 
-def stored_manifest(fetch_dir: Path, raw_root: str, wanted, verify: bool = True) -> dict | None:
+def stored_manifest(fetch_dir: Path, raw_root: str, wanted, hash_windows: bool = True) -> dict | None:
     """The manifest of the raw store ``raw_root`` as it is: the pumps of the last completed fetch
     (:func:`last_fetch`, checked by :func:`read_manifest`) that config ``pump_serial`` (``wanted``)
     names, each with every grid window saved on disk and its SHA-256.  While nothing was saved since
     that fetch, this is its manifest byte for byte (:func:`manifest_text`).
 
-    ``verify``: each window's bytes are hashed and must match the checksum beside it; otherwise the
+    ``hash_windows``: each window's bytes are hashed and must match the checksum beside it; otherwise the
     checksum recorded beside it is taken as it stands (a quick look: None when a window has none).
     Raises InputError when nothing was fetched yet, the record fails its checks, a serial ``wanted``
-    is not in it, a window it lists is gone, or (``verify``) a window is damaged.
+    is not in it, a window it lists is gone, or (``hash_windows``) a window is damaged.
     """
     record = last_fetch(fetch_dir)
     if record is None:
@@ -334,7 +334,7 @@ def stored_manifest(fetch_dir: Path, raw_root: str, wanted, verify: bool = True)
         digests = {}
         for name in on_disk:
             path = folder / f"{name}.json"
-            digest = checked_sha256(path) if verify else _recorded_digest(path)
+            digest = checked_sha256(path) if hash_windows else _recorded_digest(path)
             if digest is None:
                 return None
             digests[name] = digest
@@ -406,7 +406,7 @@ def offline_state(fetch_dir: Path, raw_root: str, wanted, timezone: str) -> str 
     or None when the offline job must run: to write the manifest, or to say what is wrong.  Never
     raises: a problem is for that job to report."""
     try:
-        manifest = stored_manifest(fetch_dir, raw_root, wanted, verify=False)
+        manifest = stored_manifest(fetch_dir, raw_root, wanted, hash_windows=False)
         if manifest is None or (fetch_dir / MANIFEST).read_text(encoding="utf-8") != manifest_text(manifest):
             return None
         return notice(pump_fetches(manifest, raw_root), timezone)
