@@ -409,6 +409,8 @@ def test_a_broken_file_among_others_is_named_and_the_others_are_decoded(history,
         ),
         (L.Field("x", 0, "u16", "commanded_rate_units_per_hour", divisor=1000, valid=(0, 15)), [0, 15000, 15001]),
         (L.Field("x", 0, "f32", "iob_units", valid=(0, 100)), [float("nan"), -0.5, 0.0, 100.0, 100.5, 2.5]),
+        # A bound with a fraction (12.5 U/h): 12.4 and 12.5 in range, 12.6 out
+        (L.Field("x", 0, "u16", "commanded_rate_units_per_hour", divisor=10, valid=(0, 12.5)), [124, 125, 126]),
     ],
     ids=lambda v: v.kind + "-" + v.type if isinstance(v, L.Field) else None,
 )

@@ -282,6 +282,23 @@ def test_bolus_delivered_units_beyond_25_units_or_the_total_requested_are_null(t
     ]
 
 
+def test_a_bolus_takes_its_time_from_the_request_and_its_largest_completion_request(tmp_path):
+    # The request (64) at 09:00:00, its details (65) two seconds later: the bolus is at 09:00:00.
+    # Two completion records (20) of one bolus, asking 3.0 and 2.0 U: the larger is the request,
+    # the deliveries add up (1.0 + 1.0 U).
+    d = "2025-01-18 "
+    records = [
+        rec(64, d + "09:00:00", 4200, REQ1, 0, 0, 50, 0, 0, 0.0, 0),
+        rec(65, d + "09:00:02", 4201, REQ2, 100, 0, 50, 0, 110, 40, 1, 0, 0),
+        rec(20, d + "09:01:00", 4202, DONE, 50, 3, 0.0, 1.0, 2.0),
+        rec(20, d + "09:02:00", 4203, DONE, 50, 3, 0.0, 1.0, 3.0),
+    ]
+    rows = build(tmp_path, records, "bolus_deliveries")["bolus_deliveries"]
+    assert [(r["timestamp"], r["pump_time"], r["requested_at"], r["requested_units"], r["delivered_units"]) for r in rows] == [
+        (utc(d + "08:00"), wall(d + "09:00"), utc(d + "08:00"), 3.0, 2.0)
+    ]
+
+
 def test_bolus_records_without_a_bolus_id_are_left_out(tmp_path):
     # pump-logs JSON can leave a key out: a request with no bolus id joins no bolus.
     def event(code, seq, when, props):

@@ -342,6 +342,17 @@ def test_suspensions(tmp_path):
     ]
 
 
+def test_a_history_that_starts_suspended_and_resumes_twice_is_one_row_at_the_first_resume(tmp_path):
+    records = [
+        rec(12, "2025-01-15 06:00:00", 320, RESUME, 4, 0),
+        rec(12, "2025-01-15 06:10:00", 321, RESUME, 5, 0),
+    ]
+    rows = build(tmp_path, records, "suspensions")["suspensions"]
+    assert [(*common(r), r["started_at"], r["resumed_at"], r["pre_resume_state"]) for r in rows] == [
+        (utc("2025-01-15 05:00"), wall("2025-01-15 06:00"), SERIAL, 320, None, utc("2025-01-15 05:00"), 4)
+    ]
+
+
 # --- site_changes (33, 61, 63) -------------------------------------------------------------------
 
 
@@ -541,6 +552,17 @@ def test_user_modes_pair_each_start_with_the_next_stop_of_the_same_mode(tmp_path
     assert all(r["timestamp"] == (r["started_at"] or r["stopped_at"]) for r in rows)
 
 
+def test_two_stops_of_a_mode_with_no_start_before_them_are_one_row_at_the_first(tmp_path):
+    records = [
+        rec(229, "2025-01-15 06:30:00", 720, MODE, 2, 1, 0, 1, 0, 0, 0, 0, 0),  # stop sleep
+        rec(229, "2025-01-15 06:40:00", 721, MODE, 5, 1, 0, 1, 0, 0, 0, 0, 0),  # again
+    ]
+    rows = build(tmp_path, records, "user_modes")["user_modes"]
+    assert [(r["pump_time"], r["mode"], r["started_at"], r["stopped_at"], r["stop_action"], r["seq_num"]) for r in rows] == [
+        (wall("2025-01-15 06:30"), "sleep", None, utc("2025-01-15 05:30"), "stop_sleep", 720)
+    ]
+
+
 # --- daily_summary -------------------------------------------------------------------------------
 
 G7 = "bBHHbBIxBH"  # rate i8@0, data type u8@1, status u16@2, value u16@4, RSSI, alg state, EGV time u32@8, ...
@@ -633,3 +655,23 @@ def test_every_new_table_is_typed_when_the_history_has_none_of_its_records(tmp_p
         assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]", name
         assert str(schema.field("pump_time").type) == "timestamp[us]", name
         assert rows[name] == [] or name == "daily_summary", name
+
+
+def test_a_store_with_no_windows_gives_empty_typed_tables(tmp_path):
+    # An account whose pumps have uploaded nothing yet: no normalised file at all.
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    log = logging.getLogger("test-tables-more")
+    tables.build_events([], outputs, "Europe/Berlin", "recorded_changes", log)
+    events = pq.read_table(outputs["events"])
+    assert events.num_rows == 0
+    assert [(n, str(events.schema.field(n).type)) for n in ("pump_serial", "seq_num", "event_id", "pump_time")] == [
+        ("pump_serial", "string"),
+        ("seq_num", "int64"),
+        ("event_id", "int32"),
+        ("pump_time", "timestamp[us]"),
+    ]
+    tables.build_table("cgm_readings", outputs["decoded"], str(tmp_path / "cgm.parquet"), log)
+    cgm = pq.read_table(tmp_path / "cgm.parquet")
+    assert cgm.num_rows == 0
+    assert str(cgm.schema.field("glucose_mg_dl").type) == "int32"
+    assert str(cgm.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"

@@ -138,8 +138,6 @@ def data_json_expr() -> str:
     """SQL expression of the ``data`` column: a JSON object of one event's decoded fields."""
     whens = []
     for event in L.EVENTS:
-        if not event.fields:
-            continue
         pairs = ", ".join(f"'{c}', {c}" for c in dict.fromkeys(f.column for f in event.fields))
         whens.append(f"WHEN {event.id} THEN json_object({pairs})")
     return f"CASE event_id {' '.join(whens)} ELSE json_object() END"
@@ -219,14 +217,13 @@ class Records:
 
     Header values (layout in :mod:`tandem_export.layouts`, big-endian): ``event_id`` the low 12
     bits of bytes 0-1, ``pump_time_us`` the pump wall clock in microseconds since 1970 (bytes 2-5
-    count seconds from the pump epoch), ``seq_num`` bytes 6-9.  ``trailing`` counts the bytes after
-    the last whole record.
+    count seconds from the pump epoch), ``seq_num`` bytes 6-9.  Bytes after the last whole record
+    are left out (the caller counts them).
     """
 
     def __init__(self, buf) -> None:
         data = np.frombuffer(buf, dtype=np.uint8)
         n = len(data) // L.RECORD_SIZE
-        self.trailing = len(data) - n * L.RECORD_SIZE
         self.rows = data[: n * L.RECORD_SIZE].reshape(n, L.RECORD_SIZE)
         head = np.frombuffer(data, dtype=_HEADER, count=n)
         self.event_id = (head["id"] & 0x0FFF).astype(np.int32)
