@@ -294,9 +294,9 @@ def test_a_bolus_takes_its_time_from_the_request_and_its_largest_completion_requ
         rec(20, d + "09:02:00", 4203, DONE, 50, 3, 0.0, 1.0, 3.0),
     ]
     rows = build(tmp_path, records, "bolus_deliveries")["bolus_deliveries"]
-    assert [(r["timestamp"], r["pump_time"], r["requested_at"], r["requested_units"], r["delivered_units"]) for r in rows] == [
-        (utc(d + "08:00"), wall(d + "09:00"), utc(d + "08:00"), 3.0, 2.0)
-    ]
+    assert [
+        (r["timestamp"], r["pump_time"], r["requested_at"], r["requested_units"], r["delivered_units"]) for r in rows
+    ] == [(utc(d + "08:00"), wall(d + "09:00"), utc(d + "08:00"), 3.0, 2.0)]
 
 
 def test_bolus_records_without_a_bolus_id_are_left_out(tmp_path):

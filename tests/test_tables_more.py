@@ -558,9 +558,9 @@ def test_two_stops_of_a_mode_with_no_start_before_them_are_one_row_at_the_first(
         rec(229, "2025-01-15 06:40:00", 721, MODE, 5, 1, 0, 1, 0, 0, 0, 0, 0),  # again
     ]
     rows = build(tmp_path, records, "user_modes")["user_modes"]
-    assert [(r["pump_time"], r["mode"], r["started_at"], r["stopped_at"], r["stop_action"], r["seq_num"]) for r in rows] == [
-        (wall("2025-01-15 06:30"), "sleep", None, utc("2025-01-15 05:30"), "stop_sleep", 720)
-    ]
+    assert [
+        (r["pump_time"], r["mode"], r["started_at"], r["stopped_at"], r["stop_action"], r["seq_num"]) for r in rows
+    ] == [(wall("2025-01-15 06:30"), "sleep", None, utc("2025-01-15 05:30"), "stop_sleep", 720)]
 
 
 # --- daily_summary -------------------------------------------------------------------------------
