@@ -444,6 +444,25 @@ def test_a_window_the_last_fetch_listed_missing_from_the_store_is_named(fetched,
     assert proc.returncode != 0
 
 
+def test_a_window_changed_with_its_checksum_file_gone_is_named(fetched, server, tmp_path):
+    # The last fetch recorded the window's SHA-256: without the checksum beside it, that record
+    # still tells the changed bytes from the fetched ones.
+    workdir = clone(fetched, tmp_path)
+    _, current = serials(server)
+    window = sorted((workdir / "data" / "raw" / current).glob("*_*.json"))[0]
+    Path(f"{window}.sha256").unlink()
+    window.write_bytes(window.read_bytes() + b" ")  # still the same JSON, not the same bytes
+    proc = run(workdir, env_for(server, credentials=False), *OFFLINE, check=False)
+    errors = [line for line in proc.stderr.splitlines() if "ERROR:" in line]
+    assert errors == [
+        f"[fetch] ERROR: {window.relative_to(workdir)}: changed since the last fetch (its SHA-256 is not the one that "
+        "fetch recorded, and its checksum file is gone); restore it, or run once with fetch_latest: true (the default) "
+        "to fetch it again"
+    ], proc.stderr
+    assert proc.returncode != 0
+    assert files(workdir / "exports") == without_manifest(fetched[2])
+
+
 # --- the config key ------------------------------------------------------------------------------------
 
 

@@ -337,6 +337,12 @@ def stored_manifest(fetch_dir: Path, raw_root: str, wanted, hash_windows: bool =
             digest = checked_sha256(path) if hash_windows else _recorded_digest(path)
             if digest is None:
                 return None
+            if hash_windows and _recorded_digest(path) is None and digest != pump["sha256"].get(name, digest):
+                # Its checksum file is gone, but the last fetch recorded what it held.
+                raise InputError(
+                    f"{path}: changed since the last fetch (its SHA-256 is not the one that fetch recorded, and its "
+                    f"checksum file is gone); restore it, or {FETCH_ONCE} to fetch it again"
+                )
             digests[name] = digest
         out.append({**pump, "windows": on_disk, "sha256": digests})
     return {"pumps": out, "raw_root": raw_root}
