@@ -390,7 +390,7 @@ def code_version() -> str:
 
     A parameter of the normalize job and part of :attr:`Settings.lineage`: a changed decoder, time
     model, table SQL or export code makes Snakemake run the jobs from normalize on (windows whose
-    decoder did not change are reused from the cache, see normalize.DECODER_VERSION).
+    decoder did not change are reused from the cache, see normalize.decoder_version).
     """
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()

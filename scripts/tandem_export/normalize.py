@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import logging
@@ -179,15 +180,18 @@ _STATS_KEY = b"tandem_export.stats"
 _DECODER_SOURCES = ("normalize.py", "decode.py", "layouts.py", "dictionaries.py")
 
 
-def _decoder_version() -> str:
-    """A hash of the decoder's own source: a changed decoder decodes every window again."""
+def decoder_version(folder: Path | None = None) -> str:
+    """16 hex digits of a hash of the decoder's own source (:data:`_DECODER_SOURCES` in ``folder``,
+    default this package): a changed decoder decodes every window again.  Computed once per folder."""
+    return _decoder_version(Path(__file__).parent if folder is None else Path(folder))
+
+
+@functools.cache
+def _decoder_version(folder: Path) -> str:
     digest = hashlib.sha256()
     for name in _DECODER_SOURCES:
-        digest.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes() + b"\0")
+        digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
     return digest.hexdigest()[:16]
-
-
-DECODER_VERSION = _decoder_version()
 
 
 @dataclass(frozen=True)
@@ -241,7 +245,7 @@ def normalize_store(
     """Normalise every window of one store in this process: one Parquet file per window.
 
     A window's table is ``out_dir/{window}.{key}.parquet``, ``key`` a hash of the raw file's
-    SHA-256, the pump serial and :data:`DECODER_VERSION`; a table already there is reused without
+    SHA-256, the pump serial and :func:`decoder_version`; a table already there is reused without
     decoding (its stats are kept in the file's metadata, so the log says the same).  Raw files are
     checked against their ``.sha256`` (InputError naming the raw file on a mismatch).  Then
     ``index_out`` lists the windows in the order given (see :func:`read_index`) and tables in
@@ -417,7 +421,7 @@ def _cache_key(spec: WindowSpec) -> str | InputError:
         return exc
     except OSError as exc:
         return InputError(f"{spec.label}: cannot read the raw-store file {spec.raw} ({exc.strerror or exc})")
-    key = hashlib.sha256(f"{digest}\0{spec.pump_serial}\0{DECODER_VERSION}".encode())
+    key = hashlib.sha256(f"{digest}\0{spec.pump_serial}\0{decoder_version()}".encode())
     return key.hexdigest()[:16]
 
 
@@ -633,7 +637,7 @@ class _Decoder:
             " TRY_CAST(e.sequenceGroup AS BIGINT) AS sequence_group, TRY_CAST(e.sequenceNumber AS BIGINT) AS seq_num,"
             " TRY_CAST(e.eventCode AS INTEGER) AS event_id,"
             " epoch_us(TRY_CAST(replace(left(json_extract_string(CAST(e.pumpDateTime AS JSON), '$'), 19), 'T', ' ')"
-            f" AS TIMESTAMP)) AS pump_time, CAST(e.eventProperties AS JSON) AS properties, {_EVENT_PROBLEM} AS problem,"
+            f" AS TIMESTAMP)) AS pump_time, CAST(e.eventProperties AS JSON) AS properties, {_event_problem()} AS problem,"
             " CAST(e.deviceAssignmentId AS VARCHAR) AS assignment"
             f" FROM (SELECT w, obj, unnest(generate_series(1, len(l))) AS pos, unnest(l) AS e FROM ("
             f"SELECT w, obj, {events} AS l FROM jdocs))"
@@ -818,7 +822,11 @@ def _event_problem_sql(e: str) -> str:
     )
 
 
-_EVENT_PROBLEM = _event_problem_sql("e")
+@functools.cache
+def _event_problem() -> str:
+    """:func:`_event_problem_sql` of the struct ``e`` that :meth:`_Decoder._json_read` reads."""
+    return _event_problem_sql("e")
+
 
 _EVENT_SPEC = (
     '{"eventCode": "JSON", "sequenceGroup": "JSON", "sequenceNumber": "JSON", "pumpDateTime": "JSON",'
