@@ -38,6 +38,7 @@ def basal_event(seq: int, wall: str, commanded_mu: int) -> dict:
     }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "content",
     [
@@ -59,6 +60,7 @@ def test_content_that_is_not_pump_history_is_refused(tmp_path, content):
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.fast
 def test_events_without_identity_are_left_out_and_counted(tmp_path):
     good = [basal_event(10, "2025-01-01 00:00:00", 800), basal_event(11, "2025-01-01 00:05:00", 850)]
     bad = [{"foo": 1}, {**basal_event(12, "2025-01-01 00:10:00", 900), "pumpDateTime": "not a time"}]
@@ -79,6 +81,7 @@ def test_events_without_identity_are_left_out_and_counted(tmp_path):
         normalize_file(only_bad, "12345678", tmp_path / "out2.parquet")
 
 
+@pytest.mark.fast
 def test_utf8_byte_order_mark_is_accepted(tmp_path):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"events": [basal_event(5, "2025-02-01 08:00:00", 1000)]}).encode())
