@@ -157,10 +157,12 @@ def write_pyproject(work: Path, module: str | None, tests: list[str]) -> None:
             f'only_mutate = ["src/{module}"]',
             f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "fast"]',
-            # mutmut's CPU limit is 2 x multiplier x (the tests' time + constant): a mutant that makes
-            # a loop endless costs two or three times its tests, not eight.
+            # mutmut's CPU limit is 2 x multiplier x (the tests' time + constant). Its test times leave
+            # out the set-up of session fixtures (the reference histories: tens of seconds), so the
+            # constant covers them: with 5 s, every mutant of a function that only fixture-heavy tests
+            # cover ran out of time and was counted as killed without a test failing.
             "timeout_multiplier = 1.0",
-            "timeout_constant = 5.0",
+            "timeout_constant = 60.0",
         ]
     (work / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -170,7 +172,8 @@ def write_pyproject(work: Path, module: str | None, tests: list[str]) -> None:
 
 def run_mutmut(target: str, jobs: int, again: bool = False, sample: int | None = None) -> Result:
     """mutmut on ``target``; with ``again``, the copy of the last run is kept (its tests refreshed)
-    and only the mutants that were not killed, or not yet run, are run (of its sample, if it had one).
+    and only the mutants that were not killed (survivors, timeouts), or not yet run, are run (of its
+    sample, if it had one).
 
     With ``sample``, only that many mutants, drawn at random (seed :data:`SAMPLE_SEED`) from all of
     the target's, are run: the score of a uniform sample estimates the whole target's (the report
@@ -188,7 +191,9 @@ def run_mutmut(target: str, jobs: int, again: bool = False, sample: int | None =
         codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
         if drawn.exists():
             codes = {n: codes[n] for n in json.loads(drawn.read_text(encoding="utf-8"))}
-        names = [n for n, c in codes.items() if c is None or status_by_exit_code[c] not in DETECTED]
+        # Survivors, and timeouts too: a timeout may be the CPU limit of an earlier configuration.
+        names = [n for n, c in codes.items() if c is None or status_by_exit_code[c] not in ("killed", "segfault")]
+        write_pyproject(work, module, fast_tests())
         for tests in (work / "tests", work / "mutants" / "tests"):
             shutil.rmtree(tests, ignore_errors=True)
             shutil.copytree(ROOT / "tests", tests, ignore=shutil.ignore_patterns("__pycache__"))
