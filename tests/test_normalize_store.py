@@ -291,3 +291,64 @@ def test_a_reused_table_gives_the_same_stats_and_warnings(tmp_path, caplog):
     assert first == again
     assert (again[0].events, again[0].dropped_without_identity, again[0].total) == (3, 1, 4)
     assert again[0].left_out == {"an eventCode that is not an integer 0-4095": 1}
+
+
+# --- what the log says --------------------------------------------------------------------------
+
+
+def logged(specs, out: Path, caplog) -> list[tuple[str, str]]:
+    """normalize_store into ``out``; (level, message) of every line it logged."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="t"):
+        normalize.normalize_store(specs, out, out / "index.json", logging.getLogger("t"))
+    return [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
+def test_the_log_names_each_window_its_events_and_the_values_read_as_null(tmp_path, caplog):
+    # 20 and 16 U/h are above the pump's 15 U/h basal limit: read as NULL, counted, the events kept.
+    # seq 2 has the earlier pump time: it is "the first".
+    events = [
+        basal(1, "2025-01-02T09:30:00", 20000),
+        basal(2, "2025-01-01T07:15:00", 16000),
+        basal(3, "2025-01-01T08:00:00", 900),
+        {"eventCode": 279.5, "sequenceNumber": 4, "pumpDateTime": "2025-01-01T09:00:00", "eventProperties": {}},
+    ]
+    raw = tmp_path / "raw"
+    spec = saved(raw, "2025-01-01_2025-01-28", events)
+    nulls = [
+        f"pump store-1: 2 basal_delivery value(s) of {column} outside 0 to 15 were read as NULL (the events are kept; "
+        "the first at pump time 2025-01-01 07:15:00, seq_num 2)"
+        for column in ("commanded_rate_units_per_hour", "profile_rate_units_per_hour")
+    ]
+    left_out = "mine.json: 1 event(s) were left out (1 with an eventCode that is not an integer 0-4095)"
+    out = tmp_path / "normalized" / "store-1"
+    for what in ("decoded", "unchanged, reused"):
+        assert logged([spec], out, caplog) == [
+            ("INFO", f"mine.json: pump-logs form, 3 events (raw copy {spec.raw}; {what})"),
+            ("WARNING", left_out),
+            ("WARNING", nulls[0]),
+            ("WARNING", nulls[1]),
+        ]
+    files = logged([spec], tmp_path / "normalized" / "files", caplog)
+    assert [m for _, m in files][2:] == [line.replace("pump store-1:", "saved files:") for line in nulls]
+
+
+def test_a_raw_file_that_cannot_be_read_is_named(tmp_path):
+    raw = tmp_path / "raw" / "2025-01-01_2025-01-28.json"
+    raw.mkdir(parents=True)  # a folder where the file should be
+    spec = normalize.WindowSpec("2025-01-01_2025-01-28", raw, SERIAL, "window 2025-01-01_2025-01-28")
+    out = tmp_path / "normalized" / "store-1"
+    with pytest.raises(InputError) as err:
+        normalize.normalize_store([spec], out, out / "index.json", logging.getLogger("t"))
+    assert str(err.value) == f"window 2025-01-01_2025-01-28: cannot read the raw-store file {raw} (Is a directory)"
+    assert not (out / "index.json").exists()
+
+
+def test_a_file_of_events_without_identity_is_refused_in_full(tmp_path):
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps({"events": [{"eventCode": 279}, {"sequenceNumber": 2}]}), encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        normalize.normalize_file(path, SERIAL, tmp_path / "out.parquet")
+    assert str(err.value) == (
+        f"{path}: none of its 2 events has an event code, sequence number and pump time; it is not a pump-logs response"
+    )
