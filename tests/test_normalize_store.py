@@ -11,6 +11,7 @@ import shutil
 import struct
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from tandem_export import normalize
@@ -352,3 +353,36 @@ def test_a_file_of_events_without_identity_is_refused_in_full(tmp_path):
     assert str(err.value) == (
         f"{path}: none of its 2 events has an event code, sequence number and pump time; it is not a pump-logs response"
     )
+
+
+# --- Arrow columns as NumPy, and the order of rows --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "valid"),
+    [
+        (pa.chunked_array([pa.array([1, None, 3]), pa.array([4])]), [1, 3, 4], [True, False, True, True]),
+        (pa.array([5, None, 7, 8]).slice(1), [7, 8], [False, True, True]),  # an offset into the buffers
+        (pa.chunked_array([pa.array([True, False, None])]), [1, 0], [True, True, False]),  # bool: as 0/1
+        (pa.nulls(2), [], [False, False]),  # the null type: no values
+        (pa.chunked_array([], pa.int64()), [], []),
+    ],
+)
+def test_an_arrow_column_as_values_and_validity(column, values, valid):
+    got, ok = normalize._numpy(column)
+    assert ok.dtype == bool and ok.tolist() == valid
+    assert got[ok].tolist() == values and len(got) == len(valid)
+
+
+def test_duplicates_in_a_file_of_several_documents_keep_the_documents_order(tmp_path):
+    # Two JSON documents in one file (as some tools append answers): seq 5 in both, with 0.5 U/h in
+    # the first (its second event) and 0.7 U/h in the second (its first event). Rows of one identity
+    # come in file order: the first document's first.
+    first = {"events": [basal(4, "2025-01-01T08:00:00", 400), basal(5, "2025-01-01T08:05:00", 500)]}
+    second = {"events": [basal(5, "2025-01-01T08:05:00", 700)]}
+    path = tmp_path / "appended.json"
+    path.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n", encoding="utf-8")
+    stats = normalize.normalize_file(path, SERIAL, tmp_path / "out.parquet")
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert stats.events == 3
+    assert [(r["seq_num"], r["commanded_rate_units_per_hour"]) for r in rows] == [(4, 0.4), (5, 0.5), (5, 0.7)]

@@ -879,10 +879,8 @@ def _numpy(column) -> tuple[np.ndarray, np.ndarray]:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not (pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type)):
         arr = arr.cast(pa.int64())
-    validity, data = arr.buffers()[:2]
+    validity, data = arr.buffers()[:2]  # a numeric array always has a data buffer (also when all NULL)
     n, offset = len(arr), arr.offset
-    if data is None:
-        return np.zeros(n, np.int64), np.zeros(n, bool)
     values = np.frombuffer(data, dtype=arr.type.to_pandas_dtype(), count=n + offset)[offset:]
     if arr.null_count == 0 or validity is None:
         return values, np.ones(n, dtype=bool)
