@@ -5,6 +5,7 @@ JSON and hand-packed bytes; expected values are read off them by hand."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import shutil
@@ -386,3 +387,121 @@ def test_duplicates_in_a_file_of_several_documents_keep_the_documents_order(tmp_
     rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
     assert stats.events == 3
     assert [(r["seq_num"], r["commanded_rate_units_per_hour"]) for r in rows] == [(4, 0.4), (5, 0.5), (5, 0.7)]
+
+
+# --- forms and batches --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "form"),
+    [
+        # 65536 bytes are sampled. A 4-byte character cut after its 3rd byte (at 65533) is still text
+        # (text of no known form: refused) ...
+        (b"A" * 65533 + "\N{GRINNING FACE}".encode(), None),
+        # ... a byte that is no UTF-8 at 65532 (4 before the end of the sample) is not.
+        (b"A" * 65532 + b"\xff" + b"A" * 10, "records"),
+        (b"A" * 65536 + b"\xff", "base64"),  # after the sample: not looked at
+    ],
+)
+def test_text_is_told_from_bytes_on_the_sample_of_its_start(tmp_path, content, form):
+    path = tmp_path / "saved"
+    path.write_bytes(content)
+    if form is None:
+        with pytest.raises(InputError, match="saved: not a known response form"):
+            normalize.detect_form(path)
+    else:
+        assert normalize.detect_form(path) == form
+
+
+def test_a_legacy_pumpevents_body_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "pumpevents.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(base64.b64encode(RECORD).decode()).encode())
+    stats = normalize.normalize_file(path, SERIAL, tmp_path / "out.parquet")
+    (row,) = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert (stats.form, row["seq_num"], row["commanded_rate_units_per_hour"]) == ("legacy-pumpevents-json", 7, 0.8)
+
+
+def test_a_window_table_holds_its_stats_and_no_arrow_schema(tmp_path):
+    out = tmp_path / "out.parquet"
+    normalize.normalize_file(saved(tmp_path, "w", THREE).raw, SERIAL, out)
+    assert set(pq.read_metadata(out).metadata) == {b"tandem_export.stats"}
+
+
+def test_records_that_are_mostly_not_pump_history_are_refused_in_full(tmp_path):
+    path = tmp_path / "saved.dat"
+    path.write_bytes(struct.pack(">HII", 4000, 536_572_800, 1) + bytes(16) + RECORD + bytes(26))
+    with pytest.raises(InputError) as err:
+        normalize.normalize_file(path, SERIAL, tmp_path / "out.parquet")
+    # Ids 4000 and 0 (the all-zero record) are record types this decoder does not know: 2 of 3 is more
+    # than half.
+    assert str(err.value) == (
+        f"{path}: does not look like pump history records (2 of 3 have unknown record types or impossible "
+        "times); check that this is the saved pumpevents data, uncompressed"
+    )
+
+
+def test_one_run_of_both_json_forms_and_several_documents(tmp_path, caplog):
+    # One batch per form: the second is read while the first is decoded. A file of two documents
+    # among several files is decoded on its own, its rows in file order.
+    raw, out = tmp_path / "raw", tmp_path / "normalized" / "store"
+    docs = raw / "2025-02-01_2025-02-28.json"
+    specs = [saved(raw, "2025-01-01_2025-01-28", THREE[:1])]
+    (raw / "2025-03-01_2025-03-28.json").write_text(json.dumps(THREE[1:]), encoding="utf-8")
+    docs.write_text(
+        json.dumps({"events": [basal(4, "2025-02-01T08:00:00", 400), basal(5, "2025-02-01T08:05:00", 500)]})
+        + json.dumps({"events": [basal(5, "2025-02-01T08:05:00", 700)]}),
+        encoding="utf-8",
+    )
+    specs += [
+        normalize.WindowSpec("2025-02-01_2025-02-28", docs, SERIAL, "docs"),
+        normalize.WindowSpec("2025-03-01_2025-03-28", raw / "2025-03-01_2025-03-28.json", SERIAL, "list"),
+    ]
+    stats = normalize.normalize_store(specs, out, out / "index.json", logging.getLogger("t"))
+    assert [(s.form, s.events) for s in stats] == [("pump-logs", 1), ("pump-logs", 3), ("pump-logs-event-list", 2)]
+    tables = [pq.read_table(p).to_pylist() for p in normalize.read_index(out / "index.json")]
+    rates = [[(r["seq_num"], r["commanded_rate_units_per_hour"]) for r in t] for t in tables]
+    assert rates == [[(1, 0.8)], [(4, 0.4), (5, 0.5), (5, 0.7)], [(2, 0.9), (3, 1.0)]]
+
+
+def test_rows_out_of_order_keep_their_own_values(tmp_path):
+    # File order seq 3, 1, 2: sorting is a rotation (not its own inverse), so each value must follow
+    # its row through the permutation.
+    events = [
+        basal(3, "2025-01-03T08:00:00", 300),
+        basal(1, "2025-01-01T08:00:00", 100),
+        basal(2, "2025-01-02T08:00:00", 200),
+    ]
+    spec = saved(tmp_path, "w", events)
+    normalize.normalize_file(spec.raw, SERIAL, tmp_path / "out.parquet")
+    rows = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert [(r["seq_num"], str(r["pump_time"]), r["commanded_rate_units_per_hour"]) for r in rows] == [
+        (1, "2025-01-01 08:00:00", 0.1),
+        (2, "2025-01-02 08:00:00", 0.2),
+        (3, "2025-01-03 08:00:00", 0.3),
+    ]
+
+
+def test_the_file_with_two_pump_assignments_is_the_one_named(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "normalized" / "files"
+    good = saved(raw, "a-aaaaaaaaaaaa", [{**THREE[0], "deviceAssignmentId": "p1"}])
+    mixed = saved(
+        raw, "b-bbbbbbbbbbbb", [{**THREE[1], "deviceAssignmentId": "p1"}, {**THREE[2], "deviceAssignmentId": "p2"}]
+    )
+    mixed = dataclasses.replace(mixed, label="b.json")
+    with pytest.raises(InputError) as err:
+        normalize.normalize_store([good, mixed], out, out / "index.json", logging.getLogger("t"))
+    assert str(err.value).startswith("b.json: holds the events of 2 pump assignments (deviceAssignmentId)")
+    assert str(mixed.raw) not in str(err.value)  # relabelled: the user's name, not the raw copy's
+    with pytest.raises(InputError) as err:
+        normalize.normalize_file(mixed.raw, SERIAL, tmp_path / "x.parquet")
+    assert str(err.value).startswith(f"{mixed.raw}: holds the events of 2 pump assignments")
+
+
+def test_two_windows_of_one_raw_file_both_get_its_events(tmp_path, caplog):
+    # Files are read together by name: a file listed twice is kept out of a run that holds it.
+    spec = saved(tmp_path / "raw", "2025-01-01_2025-01-28", THREE)
+    twin = dataclasses.replace(spec, window="2025-01-29_2025-02-25", label="twin")
+    out = tmp_path / "normalized" / "store"
+    stats = normalize.normalize_store([spec, twin], out, out / "index.json", logging.getLogger("t"))
+    assert [s.events for s in stats] == [3, 3]
+    assert [pq.read_table(p).num_rows for p in normalize.read_index(out / "index.json")] == [3, 3]
