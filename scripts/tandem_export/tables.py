@@ -129,11 +129,13 @@ def _run_concurrently(writers: list[_Writer], jobs: list, run) -> None:
     """Run ``run(writer, job)`` for every job, each writer taking the next job that is ready.
 
     ``jobs`` are (job, needs) pairs in order of preference; a job waits until the jobs it needs
-    are done.  The first error stops the remaining jobs and is raised.
+    are done.  The first error stops the remaining jobs and is raised; jobs that wait for jobs
+    never run (a cycle, or a job not listed) raise ValueError naming them instead of waiting forever.
     """
     pending = list(jobs)
     done: set = set()
     errors: list[BaseException] = []
+    running = [0]  # jobs started and not finished
     ready = threading.Condition()
 
     def work(writer: _Writer) -> None:
@@ -145,16 +147,24 @@ def _run_concurrently(writers: list[_Writer], jobs: list, run) -> None:
                     job = next((j for j in pending if set(j[1]) <= done), None)
                     if job is not None:
                         pending.remove(job)
+                        running[0] += 1
                         break
+                    if not running[0]:  # nothing can finish: what is left waits forever
+                        names = ", ".join(str(j[0]) for j in pending)
+                        errors.append(ValueError(f"{names}: wait(s) for tables that are never built"))
+                        ready.notify_all()
+                        return
                     ready.wait()
             try:
                 run(writer, job[0])
             except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
                 with ready:
+                    running[0] -= 1
                     errors.append(exc)
                     ready.notify_all()
                 return
             with ready:
+                running[0] -= 1
                 done.add(job[0])
                 ready.notify_all()
 
