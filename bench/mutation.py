@@ -75,6 +75,7 @@ class Result:
     mutants: list[Mutant] = field(default_factory=list)
     seconds: float = 0.0
     code: str = "?"  # the commit of the mutated code (see _code_commit)
+    tests: str = "?"  # the commit of the tests that ran
     drawn_from: int | None = None  # with --sample: how many mutants the sample was drawn from
 
     def counts(self) -> dict[str, int]:
@@ -127,6 +128,7 @@ def prepare(work: Path) -> None:
     shutil.copytree(ROOT / "scripts" / "tandem_export", work / "src" / "tandem_export", ignore=ignore)
     shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
     (work / "code-commit.txt").write_text(_commit("scripts"), encoding="utf-8")
+    (work / "tests-commit.txt").write_text(_commit("tests"), encoding="utf-8")
 
 
 def _commit(*paths: str) -> str:
@@ -136,9 +138,10 @@ def _commit(*paths: str) -> str:
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
-def _code_commit(work: Path) -> str:
-    """The commit the mutated copy in ``work`` was taken from (``--again`` keeps an older copy)."""
-    path = work / "code-commit.txt"
+def _code_commit(work: Path, what: str = "code") -> str:
+    """The commit the mutated copy in ``work`` was taken from (``--again`` keeps an older copy), or
+    with ``what="tests"`` that of its tests (``--again`` refreshes them)."""
+    path = work / f"{what}-commit.txt"
     return path.read_text(encoding="utf-8").strip() if path.exists() else "?"
 
 
@@ -197,6 +200,7 @@ def run_mutmut(target: str, jobs: int, again: bool = False, sample: int | None =
         for tests in (work / "tests", work / "mutants" / "tests"):
             shutil.rmtree(tests, ignore_errors=True)
             shutil.copytree(ROOT / "tests", tests, ignore=shutil.ignore_patterns("__pycache__"))
+        (work / "tests-commit.txt").write_text(_commit("tests"), encoding="utf-8")
     else:
         prepare(work)
         write_pyproject(work, module, fast_tests())
@@ -215,7 +219,9 @@ def run_mutmut(target: str, jobs: int, again: bool = False, sample: int | None =
         if proc.returncode != 0 or not meta.exists():
             tail = (proc.stdout + proc.stderr)[-3000:]
             raise SystemExit(f"mutmut failed for {target} (exit {proc.returncode}):\n{tail}")
-    result = Result(target, seconds=time.monotonic() - began, code=_code_commit(work))
+    result = Result(
+        target, seconds=time.monotonic() - began, code=_code_commit(work), tests=_code_commit(work, "tests")
+    )
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
     if drawn.exists():
         result.drawn_from = len(codes)
@@ -360,7 +366,7 @@ def run_sql(jobs: int) -> Result:
     os.environ["TANDEM_EXPORT_MUTATION"] = "1"
     _warm(work)
     sql_dir = work / "src" / "tandem_export" / "sql"
-    result = Result("sql", code=_code_commit(work))
+    result = Result("sql", code=_code_commit(work), tests=_code_commit(work, "tests"))
     for path in sorted(sql_dir.glob("*.sql")):
         original = path.read_text(encoding="utf-8")
         tests = sorted(readers.get(path.stem, []))
@@ -486,11 +492,11 @@ def mark_equivalent(result: Result, entries: list[dict]) -> None:
 
 def write_report(results: dict[str, Result]) -> None:
     old = _read_rows()
-    tests, today = _commit("tests"), time.strftime("%Y-%m-%d")
+    today = time.strftime("%Y-%m-%d")
     rows = {
         **old,
         **{
-            t: r.counts() | {"seconds": round(r.seconds), "code": r.code, "tests": tests, "date": today}
+            t: r.counts() | {"seconds": round(r.seconds), "code": r.code, "tests": r.tests, "date": today}
             for t, r in results.items()
         },
     }
