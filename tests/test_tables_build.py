@@ -6,6 +6,7 @@ written out by hand.  The pump clock shows Europe/Berlin (UTC+1 in January)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -154,3 +155,84 @@ def test_the_first_error_stops_the_jobs_and_is_raised(writers):
     with pytest.raises(RuntimeError, match="^disk full$"):
         tables._run_concurrently(_Pool(writers).writers, [("cgm", []), ("summary", ["cgm"])], run)
     assert started == ["cgm"]  # summary needed cgm: never started
+
+
+def test_events_in_two_windows_are_kept_once_the_first_windows_copy(tmp_path, caplog):
+    # Window A holds seq 1-3, window B seq 2-4; B's seq 3 says 0.9 U/h where A's says 0.6 U/h.
+    def basal(seq, when, milliunits):
+        return rec(279, when, seq, BASAL, 0, 1, milliunits, milliunits, 0, 0)
+
+    a = [
+        basal(1, "2025-01-20 10:00:00", 500),
+        basal(2, "2025-01-20 11:00:00", 700),
+        basal(3, "2025-01-20 12:00:00", 600),
+    ]
+    b = [a[1], basal(3, "2025-01-20 12:00:00", 900), basal(4, "2025-01-20 13:00:00", 800)]
+    windows = []
+    for name, records in (("2025-01-01_2025-01-28", a), ("2025-01-15_2025-02-11", b)):
+        raw = tmp_path / f"{name}.bin"
+        raw.write_bytes(b"".join(records))
+        windows.append(str(tmp_path / f"{name}.0123456789abcdef.parquet"))
+        normalize_file(raw, SERIAL, windows[-1])
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    with caplog.at_level(logging.INFO, logger=LOG):
+        tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG))
+    lines = [r.getMessage() for r in caplog.records]
+    assert "6 events from 2 window(s); 4 after de-duplication" in lines
+    assert (
+        "1 event identities appear with different contents in different windows; the window listed first was kept: "
+        "1 of 2025-01-01_2025-01-28 kept over 2025-01-15_2025-02-11"
+    ) in lines
+    events = pq.read_table(outputs["events"]).to_pylist()
+    assert [e["seq_num"] for e in events] == [1, 2, 3, 4]
+    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
+    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
+    rows = pq.read_table(out["basal_deliveries"]).to_pylist()
+    # Pump time 10:00 in Berlin (UTC+1) is 09:00 UTC; seq 3 keeps window A's 0.6 U/h.
+    assert [(r["seq_num"], str(r["timestamp"])[:19], r["commanded_rate_units_per_hour"]) for r in rows] == [
+        (1, "2025-01-20 09:00:00", 0.5),
+        (2, "2025-01-20 10:00:00", 0.7),
+        (3, "2025-01-20 11:00:00", 0.6),
+        (4, "2025-01-20 12:00:00", 0.8),
+    ]
+
+
+def test_an_event_saved_in_both_forms_is_kept_once_as_its_pump_logs_copy(tmp_path):
+    # Records carry no sequence group, pump-logs answers do: the same event (serial, seq, record type,
+    # pump time) from both is kept once, the pump-logs copy, whichever window comes first.
+    raw = tmp_path / "a.bin"
+    raw.write_bytes(
+        rec(279, "2025-01-20 10:00:00", 1, BASAL, 0, 1, 500, 500, 0, 0)
+        + rec(279, "2025-01-20 11:00:00", 2, BASAL, 0, 1, 750, 750, 0, 0)
+    )
+    windows = [str(tmp_path / "a.0123456789abcdef.parquet"), str(tmp_path / "b.0123456789abcdef.parquet")]
+    normalize_file(raw, SERIAL, windows[0])
+    answer = tmp_path / "b.json"
+    props = {"commandedRateSource": 1, "profileBasalRate": 700, "commandedRate": 700}
+    answer.write_text(
+        json.dumps(
+            {
+                "events": [
+                    {"eventCode": 279, "sequenceGroup": 3, "sequenceNumber": 2, "pumpDateTime": "2025-01-20T11:00:00",
+                     "eventProperties": props},
+                    {"eventCode": 279, "sequenceGroup": 3, "sequenceNumber": 3, "pumpDateTime": "2025-01-20T12:00:00",
+                     "eventProperties": props},
+                ]
+            }
+        )
+    )  # fmt: skip
+    normalize_file(answer, SERIAL, windows[1])
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG))
+    events = pq.read_table(outputs["events"]).to_pylist()
+    assert [(e["seq_num"], e["sequence_group"], e["origin"]) for e in events] == [
+        (1, None, "legacy-binary"),
+        (2, 3, "pump-logs"),
+        (3, 3, "pump-logs"),
+    ]
+    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
+    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
+    rates = [
+        (r["seq_num"], r["commanded_rate_units_per_hour"]) for r in pq.read_table(out["basal_deliveries"]).to_pylist()
+    ]
+    assert rates == [(1, 0.5), (2, 0.7), (3, 0.7)]
