@@ -11,6 +11,8 @@ whatever happened before.
 
 ``ensure_installed()`` says why the cluster cannot run here, or installs Debian's ``slurm-wlm`` and
 ``munge`` where that is allowed (root, apt-get, and CI=true or TANDEM_EXPORT_INSTALL_SLURM=1).
+``install_plugins(folder)`` installs the executor plugins of profiles/slurm/requirements.txt into
+``folder`` (not into the environment: there every local run would load them), for PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -60,6 +63,30 @@ def ensure_installed() -> str | None:
     # cluster uses its own daemons, key and ports, so those are left alone.
     missing = missing_programs()
     return f"after apt-get install, still missing: {', '.join(missing)}" if missing else None
+
+
+PLUGINS = Path(__file__).resolve().parent.parent / "profiles" / "slurm" / "requirements.txt"
+
+
+def install_plugins(folder: Path) -> str | None:
+    """Install the pinned SLURM executor plugins into ``folder``; None when done, else why not, one line.
+
+    ``pip install --target`` with ``--no-deps``: their dependencies are those of requirements.txt,
+    already in this environment, and a second copy of snakemake or pandas on PYTHONPATH would
+    shadow the pinned ones.  The import is then checked from a fresh interpreter with that path.
+    """
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
+    proc = subprocess.run([*pip, "--target", str(folder), "-r", str(PLUGINS)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"pip install -r profiles/slurm/requirements.txt failed: {last}"
+    check = "import snakemake_executor_plugin_slurm, snakemake_executor_plugin_slurm_jobstep"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(folder), os.environ.get("PYTHONPATH"))))}
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"the SLURM executor plugins do not import: {last}"
+    return None
 
 
 def _free_port() -> int:

@@ -10,11 +10,15 @@ README's cluster section says.
 
 Where SLURM is not installed the test installs Debian's slurm-wlm and munge itself, but only as root
 with apt-get and with CI=true or TANDEM_EXPORT_INSTALL_SLURM=1; otherwise it is skipped, one line
-saying why.  Run alone: ``python3 -m pytest -m slurm``.
+saying why.  The executor plugins (profiles/slurm/requirements.txt) are installed into a temporary
+folder put on PYTHONPATH for the SLURM run only (jobs inherit it), as installing them into the
+environment would make every local run load them; under CI a failed install fails the test.  Run alone: ``python3 -m pytest -m slurm``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import shutil
 import time
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from conftest import snakemake
-from slurm_cluster import SlurmCluster, ensure_installed
+from slurm_cluster import SlurmCluster, ensure_installed, install_plugins
 from standin import StandIn
 from test_accounts import ACCOUNTS, max_concurrent_accounts
 from test_accounts import setup as setup_workdir
@@ -50,6 +54,27 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def plugins(tmp_path_factory) -> dict[str, str]:
+    """The environment that makes the pinned SLURM executor plugins importable (PYTHONPATH)."""
+    folder = tmp_path_factory.mktemp("slurm-plugins")
+    reason = install_plugins(folder)
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, (str(folder), os.environ.get("PYTHONPATH"))))}
+
+
+def test_a_local_run_does_not_load_the_slurm_plugin():
+    """The plugin imports pandas when loaded and Snakemake loads every installed executor plugin,
+    so it must not be in the environment of requirements.txt (test_workflow checks the import)."""
+    assert importlib.util.find_spec("snakemake_executor_plugin_slurm") is None
+    assert (
+        "snakemake-executor-plugin-slurm" not in Path(__file__).parent.parent.joinpath("requirements.txt").read_text()
+    )
+
+
+@pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with StandIn(tmp_path_factory.mktemp("server"), ACCOUNTS, retired_days=4, current_days=8) as s:
         yield s
@@ -65,9 +90,9 @@ def local_dir(tmp_path_factory, server) -> Path:
     return workdir
 
 
-def test_the_slurm_profile_runs_the_accounts_sheet_on_slurm(tmp_path, cluster, server, local_dir):
+def test_the_slurm_profile_runs_the_accounts_sheet_on_slurm(tmp_path, cluster, plugins, server, local_dir):
     workdir = tmp_path / "wf"
-    env = {**setup_workdir(workdir, server), **cluster.env}
+    env = {**setup_workdir(workdir, server), **cluster.env, **plugins}
     server.clear_requests()
     started = time.monotonic()
     proc = snakemake(
