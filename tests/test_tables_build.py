@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import struct
+from datetime import datetime
 
 import pyarrow.parquet as pq
 import pytest
@@ -71,7 +73,8 @@ def test_tables_built_together_by_one_or_two_writers_equal_those_built_alone(pla
 def test_every_table_carries_the_label_of_its_data(placed, tmp_path, caplog):
     _, outputs, _ = placed
     out, _ = build(placed, tmp_path / "t", caplog)
-    for name, path in [*out.items(), ("events", outputs["events"]), ("raw_events", outputs["raw_events"])]:
+    event_tables = [(name, outputs[name]) for name in ("events", "raw_events", "clock_changes")]
+    for name, path in [*out.items(), *event_tables]:
         meta = pq.read_metadata(path).metadata
         assert meta[b"source"] == b"demo pump" and meta[b"table"] == name.encode(), name
         assert meta[b"start"] == b"" and meta[b"end"] == b"" and meta[b"producer"] == b"tandem-export pipeline"
@@ -95,7 +98,57 @@ def test_the_build_logs_each_table_and_the_rows_that_are_no_value(placed, tmp_pa
 
 def test_placing_events_logs_how_many_were_read_and_kept(placed):
     _, _, lines = placed
-    assert "4 events from 1 window(s); 4 after de-duplication" in lines
+    assert lines == [
+        "4 events from 1 window(s); 4 after de-duplication",
+        f"pump {SERIAL}: times read with pump_clock recorded_changes in Europe/Berlin; 0 clock change(s)",
+    ]
+
+
+def test_conflicts_in_more_than_three_pairs_of_windows_are_summed_up(tmp_path, caplog):
+    # seq 1 in five windows, each with another rate: the first window's copy is kept over each of the
+    # four others; the warning names three pairs and counts the fourth.
+    windows = []
+    for i in range(5):
+        raw = tmp_path / f"w{i}.bin"
+        raw.write_bytes(rec(279, "2025-01-20 10:00:00", 1, BASAL, 0, 1, 500 + i, 500 + i, 0, 0))
+        windows.append(str(tmp_path / f"2025-0{i + 1}-01_x.0123456789abcdef.parquet"))
+        normalize_file(raw, SERIAL, windows[-1])
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    with caplog.at_level(logging.INFO, logger=LOG):
+        tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "5 events from 5 window(s); 1 after de-duplication"
+    assert lines[1] == (
+        "1 event identities appear with different contents in different windows; the window listed first was kept: "
+        "1 of 2025-01-01_x kept over 2025-02-01_x; 1 of 2025-01-01_x kept over 2025-03-01_x; "
+        "1 of 2025-01-01_x kept over 2025-04-01_x (and 1 more pairs of windows)"
+    )
+    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
+    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
+    (row,) = pq.read_table(out["basal_deliveries"]).to_pylist()
+    assert row["commanded_rate_units_per_hour"] == 0.5  # the first window's 500 milliunits per hour
+
+
+def test_a_clock_change_in_utc_is_placed_at_its_new_pump_time(tmp_path):
+    # Pump clock in UTC, set from 10:10 to 12:10 (+2 h) between 5-minute basal records: the anchor is
+    # the last record, so the change's own record has offset 0 and its instant is its new pump time.
+    def basal(seq, when):
+        return rec(279, when, seq, BASAL, 0, 1, 800, 800, 0, 0)
+
+    change = struct.pack(">HII", 13, _secs("2025-01-20 12:10:00"), 3) + struct.pack(">III4x", 36_600_000, 43_800_000, 0)
+    raw = tmp_path / "h.bin"
+    raw.write_bytes(basal(1, "2025-01-20 10:00:00") + basal(2, "2025-01-20 10:05:00") + change
+                    + basal(4, "2025-01-20 12:15:00"))  # fmt: skip
+    windows = [str(tmp_path / "w.0123456789abcdef.parquet")]
+    normalize_file(raw, SERIAL, windows[0])
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
+    (row,) = pq.read_table(outputs["clock_changes"]).to_pylist()
+    assert str(row["timestamp"]) == "2025-01-20 12:10:00+00:00"
+    assert (
+        str(row["pump_time_before"]) == "2025-01-20 10:10:00" and str(row["pump_time_after"]) == "2025-01-20 12:10:00"
+    )
+    assert row["change_minutes"] == 120.0 and row["seq_num"] == 3
 
 
 def test_a_table_without_sql_is_refused_by_name(placed, tmp_path):
@@ -104,6 +157,11 @@ def test_a_table_without_sql_is_refused_by_name(placed, tmp_path):
     with pytest.raises(ValueError, match=r"^no SQL for table\(s\) cgm, nope$"):
         tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
     assert not (tmp_path / "c.parquet").exists()
+
+
+def _secs(when: str) -> int:
+    """Seconds of a pump time since the pump's epoch, 2008-01-01 00:00."""
+    return int((datetime.fromisoformat(when) - datetime(2008, 1, 1)).total_seconds())
 
 
 class _Pool:
@@ -236,3 +294,115 @@ def test_an_event_saved_in_both_forms_is_kept_once_as_its_pump_logs_copy(tmp_pat
         (r["seq_num"], r["commanded_rate_units_per_hour"]) for r in pq.read_table(out["basal_deliveries"]).to_pylist()
     ]
     assert rates == [(1, 0.5), (2, 0.7), (3, 0.7)]
+
+
+def _windows_of(tmp_path, parts: dict[str, list[bytes]]) -> list[str]:
+    """Each list of records normalised as one raw-store window named by its key; the paths in order.
+    An empty list is an answer of the pump-logs API without events."""
+    windows = []
+    for name, records in parts.items():
+        raw = tmp_path / f"{name}.bin"
+        raw.write_bytes(b"".join(records) or b'{"events": []}')
+        windows.append(str(tmp_path / f"{name}.0123456789abcdef.parquet"))
+        normalize_file(raw, SERIAL, windows[-1])
+    return windows
+
+
+def _time_change(seq: int, prior: str, after: str) -> bytes:
+    """A time change record (13): logged at its new pump time; prior and after as ms of the day."""
+    ms = lambda hhmm: (int(hhmm[:2]) * 60 + int(hhmm[3:])) * 60_000  # noqa: E731
+    day = "2025-03-30"
+    return struct.pack(">HII", 13, _secs(f"{day} {after}:00"), seq) + struct.pack(">III4x", ms(prior), ms(after), 0)
+
+
+def test_a_summer_time_change_by_hand_places_every_window_at_its_offset(tmp_path):
+    # Berlin, pump clock moved by hand from 09:00 to 10:00 on 2025-03-30 (the day summer time began):
+    # before it the pump shows UTC+1, after it UTC+2. Window A is all before, window B holds the
+    # change, window C is all after (so the windows differ in their first offset, and B changes inside).
+    def basal(seq, when):
+        return rec(279, when, seq, BASAL, 0, 1, 800, 800, 0, 0)
+
+    windows = _windows_of(
+        tmp_path,
+        {
+            "2025-03-01_2025-03-28": [basal(1, "2025-03-29 10:00:00"), basal(2, "2025-03-30 01:00:00")],
+            "2025-03-29_2025-04-25": [basal(3, "2025-03-30 08:55:00"), _time_change(4, "09:00", "10:00"),
+                                      basal(5, "2025-03-30 10:05:00")],
+            "2025-04-26_2025-05-23": [basal(6, "2025-04-02 12:00:00"), basal(7, "2025-04-02 12:05:00")],
+        },
+    )  # fmt: skip
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG))
+    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
+    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
+    rows = pq.read_table(out["basal_deliveries"]).to_pylist()
+    assert [(r["seq_num"], str(r["timestamp"])[:16]) for r in rows] == [
+        (1, "2025-03-29 09:00"),
+        (2, "2025-03-30 00:00"),
+        (3, "2025-03-30 07:55"),
+        (5, "2025-03-30 08:05"),
+        (6, "2025-04-02 10:00"),
+        (7, "2025-04-02 10:05"),
+    ]
+    events = pq.read_table(outputs["events"]).to_pylist()
+    assert [(e["seq_num"], e["utc_offset_minutes"]) for e in events] == [
+        (1, 60), (2, 60), (3, 60), (4, 120), (5, 120), (6, 120), (7, 120)
+    ]  # fmt: skip
+    (change,) = pq.read_table(outputs["clock_changes"]).to_pylist()
+    assert str(change["timestamp"]) == "2025-03-30 08:00:00+00:00" and change["change_minutes"] == 60.0
+
+
+def test_tables_from_windows_other_than_the_placed_ones_are_refused(placed, tmp_path):
+    windows, outputs, _ = placed
+    other = _windows_of(
+        tmp_path, {"2025-02-01_2025-02-28": [rec(279, "2025-02-01 10:00:00", 9, BASAL, 0, 1, 1, 1, 0, 0)]}
+    )
+    out = {"basal_deliveries": str(tmp_path / "b.parquet")}
+    message = (
+        rf"^{re.escape(outputs['decoded'])} was not built from these 2 window\(s\) \(another list, or windows "
+        r"changed since\); build the placement table again$"
+    )
+    with pytest.raises(ValueError, match=message):
+        tables.build_tables([*windows, *other], outputs["decoded"], out, logging.getLogger(LOG))
+    with pytest.raises(ValueError, match=message):
+        tables.build_event_tables([*windows, *other], outputs["decoded"], {"events": str(tmp_path / "e.parquet")})
+    assert not (tmp_path / "b.parquet").exists() and not (tmp_path / "e.parquet").exists()
+
+
+def test_an_output_that_is_not_an_event_table_is_refused(placed, tmp_path):
+    windows, outputs, _ = placed
+    with pytest.raises(ValueError, match=r"^not an event table: cgm_readings, zz$"):
+        tables.build_event_tables(windows, outputs["decoded"], {"zz": "z", "events": "e", "cgm_readings": "c"})
+
+
+def test_tables_are_written_into_folders_not_made_yet(placed, tmp_path):
+    windows, outputs, _ = placed
+    out = {"cgm_readings": str(tmp_path / "new" / "deeper" / "cgm_readings.parquet")}
+    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
+    assert [r["glucose_mg_dl"] for r in pq.read_table(out["cgm_readings"]).to_pylist()] == [100, None]
+    assert [p.name for p in (tmp_path / "new" / "deeper").iterdir()] == ["cgm_readings.parquet"]  # no spill left
+
+
+@pytest.mark.parametrize("empty_at", [0, 1, 2])
+def test_a_window_without_events_changes_nothing(tmp_path, empty_at):
+    # A 28-day window in which the pump uploaded nothing (an empty answer) first, between or last.
+    def basal(seq, when, milliunits):
+        return rec(279, when, seq, BASAL, 0, 1, milliunits, milliunits, 0, 0)
+
+    parts = {
+        "2025-01-01_a": [basal(1, "2025-01-20 10:00:00", 500)],
+        "2025-02-01_b": [basal(2, "2025-02-20 10:00:00", 900)],
+    }
+    names = list(parts)
+    names.insert(empty_at, "2025-03-01_empty")
+    windows = _windows_of(tmp_path, {name: parts.get(name, []) for name in names})
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG))
+    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
+    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
+    rows = pq.read_table(out["basal_deliveries"]).to_pylist()
+    assert [(r["seq_num"], str(r["timestamp"])[:16], r["commanded_rate_units_per_hour"]) for r in rows] == [
+        (1, "2025-01-20 09:00", 0.5),
+        (2, "2025-02-20 09:00", 0.9),
+    ]
+    assert [e["seq_num"] for e in pq.read_table(outputs["events"]).to_pylist()] == [1, 2]

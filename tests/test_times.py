@@ -373,6 +373,11 @@ def test_one_record_dated_far_ahead_is_an_outlier_not_a_clock_reset(tmp_path):
             assert rows[s]["timestamp"].replace(tzinfo=None) == history.truth[s], s
         assert "1 record(s) carry a time more than a day ahead of the records around them" in log
         assert "clock reset" not in log
+        assert log.splitlines() == [  # the warnings (place() keeps no INFO lines)
+            "pump 12345678: 1 record(s) carry a time more than a day ahead of the records around them (from "
+            f"sequence {seq_out}); left out of the analysis tables",
+            "pump 12345678: 1 event(s) without a reliable time are left out of the analysis tables",
+        ]
 
 
 def test_an_unrecorded_step_back_of_hours_is_reported():
