@@ -406,3 +406,25 @@ def test_a_window_without_events_changes_nothing(tmp_path, empty_at):
         (2, "2025-02-20 09:00", 0.9),
     ]
     assert [e["seq_num"] for e in pq.read_table(outputs["events"]).to_pylist()] == [1, 2]
+
+
+@pytest.mark.parametrize("per_window", [1, 3])
+def test_events_are_in_pump_then_sequence_order_whatever_the_window_order(tmp_path, per_window):
+    # A user went back to an older pump: the later window holds the pump whose serial sorts first.
+    # Event order is (pump_serial, sequence_group, seq_num), so the second window's events come first.
+    windows = []
+    for name, serial, first in (("2025-01-01_a", "22222222", 500), ("2025-02-01_b", "11111111", 100)):
+        raw = tmp_path / f"{name}.bin"
+        raw.write_bytes(
+            b"".join(
+                rec(279, f"2025-01-20 1{i}:00:00", first + i, BASAL, 0, 1, 700, 700, 0, 0) for i in range(per_window)
+            )
+        )
+        windows.append(str(tmp_path / f"{name}.0123456789abcdef.parquet"))
+        normalize_file(raw, serial, windows[-1])
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
+    expected = [("11111111", 100 + i) for i in range(per_window)] + [("22222222", 500 + i) for i in range(per_window)]
+    for name in ("events", "raw_events"):
+        got = [(e["pump_serial"], e["seq_num"]) for e in pq.read_table(outputs[name]).to_pylist()]
+        assert got == expected, name
