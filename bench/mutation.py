@@ -165,9 +165,19 @@ def write_pyproject(work: Path, module: str | None, tests: list[str]) -> None:
             # constant covers them: with 5 s, every mutant of a function that only fixture-heavy tests
             # cover ran out of time and was counted as killed without a test failing.
             "timeout_multiplier = 1.0",
-            "timeout_constant = 60.0",
+            f"timeout_constant = {TIMEOUT_CONSTANT}",
         ]
     (work / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+#: Seconds added to each mutant's test time before mutmut's CPU limit (see write_pyproject). A run
+#: records it (``limit.txt``); ``--again`` reruns time-outs only of runs with another (or no) record.
+TIMEOUT_CONSTANT = 60.0
+
+
+def _limit_changed(work: Path) -> bool:
+    limit = work / "limit.txt"
+    return not limit.exists() or limit.read_text(encoding="utf-8").strip() != str(TIMEOUT_CONSTANT)
 
 
 # --- Python modules: mutmut ------------------------------------------------------------------------
@@ -175,8 +185,8 @@ def write_pyproject(work: Path, module: str | None, tests: list[str]) -> None:
 
 def run_mutmut(target: str, jobs: int, again: bool = False, sample: int | None = None) -> Result:
     """mutmut on ``target``; with ``again``, the copy of the last run is kept (its tests refreshed)
-    and only the mutants that were not killed (survivors, timeouts), or not yet run, are run (of its
-    sample, if it had one).
+    and only the mutants that were not killed (survivors; time-outs too when that run had another CPU
+    limit, :data:`TIMEOUT_CONSTANT`), or not yet run, are run (of its sample, if it had one).
 
     With ``sample``, only that many mutants, drawn at random (seed :data:`SAMPLE_SEED`) from all of
     the target's, are run: the score of a uniform sample estimates the whole target's (the report
@@ -194,8 +204,9 @@ def run_mutmut(target: str, jobs: int, again: bool = False, sample: int | None =
         codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
         if drawn.exists():
             codes = {n: codes[n] for n in json.loads(drawn.read_text(encoding="utf-8"))}
-        # Survivors, and timeouts too: a timeout may be the CPU limit of an earlier configuration.
-        names = [n for n, c in codes.items() if c is None or status_by_exit_code[c] not in ("killed", "segfault")]
+        # Survivors, and time-outs too when they were reached under another CPU limit.
+        rerun = ("killed", "segfault") if _limit_changed(work) else DETECTED
+        names = [n for n, c in codes.items() if c is None or status_by_exit_code[c] not in rerun]
         write_pyproject(work, module, fast_tests())
         for tests in (work / "tests", work / "mutants" / "tests"):
             shutil.rmtree(tests, ignore_errors=True)
@@ -219,6 +230,7 @@ def run_mutmut(target: str, jobs: int, again: bool = False, sample: int | None =
         if proc.returncode != 0 or not meta.exists():
             tail = (proc.stdout + proc.stderr)[-3000:]
             raise SystemExit(f"mutmut failed for {target} (exit {proc.returncode}):\n{tail}")
+        (work / "limit.txt").write_text(str(TIMEOUT_CONSTANT), encoding="utf-8")
     result = Result(
         target, seconds=time.monotonic() - began, code=_code_commit(work), tests=_code_commit(work, "tests")
     )

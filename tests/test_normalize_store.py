@@ -120,6 +120,21 @@ def test_the_same_content_decoded_by_another_decoder_version_is_not_a_loss(tmp_p
     assert lines == []
 
 
+def test_a_loss_is_found_after_a_table_of_another_decoder_version(tmp_path, caplog):
+    # Two stale tables of mine.json: first (in name order) one an earlier decoder wrote for the
+    # window still listed, then the earlier copy whose events the new one lacks: the loss is named.
+    raw, out = tmp_path / "raw", tmp_path / "normalized" / "files"
+    store([saved(raw, "mine-ffffffffffff", THREE)], out, caplog)
+    (table,) = out.glob("*.parquet")
+    shutil.copy(table, out / "mine-000000000000.0123456789abcdef.parquet")
+    lines = store([saved(raw, "mine-000000000000", THREE[1:2])], out, caplog)
+    assert lines == [
+        "mine.json: its new content lacks 2 event(s) of the copy imported earlier (2025-01-01 to 2025-01-03), "
+        "which are no longer in the tables; to keep them, list the earlier copy too: "
+        f"{raw / 'mine-ffffffffffff.json'}"
+    ]
+
+
 def test_stale_tables_of_other_names_are_not_compared(tmp_path, caplog):
     raw, out = tmp_path / "raw", tmp_path / "normalized" / "files"
     store([saved(raw, "other-aaaaaaaaaaaa", THREE)], out, caplog)
@@ -505,3 +520,20 @@ def test_two_windows_of_one_raw_file_both_get_its_events(tmp_path, caplog):
     stats = normalize.normalize_store([spec, twin], out, out / "index.json", logging.getLogger("t"))
     assert [s.events for s in stats] == [3, 3]
     assert [pq.read_table(p).num_rows for p in normalize.read_index(out / "index.json")] == [3, 3]
+
+
+def test_the_window_tables_do_not_depend_on_the_number_of_threads(tmp_path, caplog):
+    # Three answers and one file of 26-byte records, with one, two and three threads: the same bytes.
+    raw = tmp_path / "raw"
+    specs = [saved(raw, f"mine-{c * 12}", [basal(i, f"2025-01-0{i}T08:00:00", 700 + 10 * i) for i in range(1, 4 + n)])
+             for n, c in enumerate("abc")]  # fmt: skip
+    records = raw / "2025-02-01_2025-02-28.bin"
+    records.write_bytes(b"".join(struct.pack(">HII", 279, 536_000_000 + 300 * i, 50 + i) + bytes(16) for i in range(5)))
+    specs.append(normalize.WindowSpec("2025-02-01_2025-02-28", records, SERIAL, "pump"))
+    seen = []
+    for threads in (1, 2, 3):
+        out = tmp_path / f"t{threads}" / "files"
+        normalize.normalize_store(specs, out, out / "index.json", logging.getLogger("t"), threads=threads)
+        seen.append({p.name: p.read_bytes() for p in sorted(out.glob("*.parquet"))})
+    assert len(seen[0]) == 4
+    assert seen[0] == seen[1] == seen[2]
