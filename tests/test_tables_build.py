@@ -428,3 +428,35 @@ def test_events_are_in_pump_then_sequence_order_whatever_the_window_order(tmp_pa
     for name in ("events", "raw_events"):
         got = [(e["pump_serial"], e["seq_num"]) for e in pq.read_table(outputs[name]).to_pylist()]
         assert got == expected, name
+
+
+def test_no_spill_folder_is_left_beside_the_outputs(placed, tmp_path, caplog):
+    windows, outputs, _ = placed
+    assert not list(tmp_path.glob(".duckdb-spill-*"))  # build_events: placement and event tables
+    tables.build_event_tables(windows, outputs["decoded"], {"events": str(tmp_path / "again" / "events.parquet")})
+    build(placed, tmp_path / "t", caplog)
+    assert not list(tmp_path.rglob(".duckdb-spill-*"))
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["events.parquet"]
+
+
+def test_asking_for_no_table_writes_nothing(placed, tmp_path, caplog):
+    windows, outputs, _ = placed
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with caplog.at_level(logging.INFO, logger=LOG):
+        tables.build_tables(windows, outputs["decoded"], {}, logging.getLogger(LOG))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert [r.getMessage() for r in caplog.records] == []
+
+
+@pytest.mark.parametrize(
+    ("sql", "reads"),
+    [
+        ("SELECT * FROM cgm_readings", True),
+        ("select day from cgm_readings c join basal_deliveries b using (day)", True),
+        ("SELECT 1 FROM\n  cgm_readings", True),
+        ("SELECT * FROM cgm_readings_2", False),
+        ("SELECT cgm_readings FROM decoded", False),
+    ],
+)
+def test_a_table_reads_another_when_its_sql_selects_from_or_joins_it(sql, reads):
+    assert tables._reads(sql, "cgm_readings") is reads
