@@ -153,7 +153,7 @@ def test_a_clock_change_in_utc_is_placed_at_its_new_pump_time(tmp_path):
 
 def test_a_table_without_sql_is_refused_by_name(placed, tmp_path):
     windows, outputs, _ = placed
-    out = {"cgm_readings": str(tmp_path / "c.parquet"), "nope": "x", "cgm": "y"}
+    out = {"cgm_readings": str(tmp_path / "c.parquet"), "nope": str(tmp_path / "x"), "cgm": str(tmp_path / "y")}
     with pytest.raises(ValueError, match=r"^no SQL for table\(s\) cgm, nope$"):
         tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
     assert not (tmp_path / "c.parquet").exists()
@@ -372,7 +372,12 @@ def test_tables_from_windows_other_than_the_placed_ones_are_refused(placed, tmp_
 def test_an_output_that_is_not_an_event_table_is_refused(placed, tmp_path):
     windows, outputs, _ = placed
     with pytest.raises(ValueError, match=r"^not an event table: cgm_readings, zz$"):
-        tables.build_event_tables(windows, outputs["decoded"], {"zz": "z", "events": "e", "cgm_readings": "c"})
+        tables.build_event_tables(
+            windows,
+            outputs["decoded"],
+            {n: str(tmp_path / "o" / f"{n}.parquet") for n in ("zz", "events", "cgm_readings")},
+        )
+    assert not (tmp_path / "o").exists()
 
 
 def test_tables_are_written_into_folders_not_made_yet(placed, tmp_path):
