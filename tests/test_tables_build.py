@@ -465,3 +465,19 @@ def test_asking_for_no_table_writes_nothing(placed, tmp_path, caplog):
 )
 def test_a_table_reads_another_when_its_sql_selects_from_or_joins_it(sql, reads):
     assert tables._reads(sql, "cgm_readings") is reads
+
+
+@pytest.mark.parametrize(
+    ("total", "message"),
+    [(3, "more rows than the Parquet footers say"), (7, "fewer rows than the Parquet footers say")],
+)
+def test_rows_other_than_the_footers_say_are_refused(total, message):
+    # A window that changed between reading its footer and scanning it: 5 rows where 3 or 7 were said.
+    import duckdb
+    import numpy as np
+
+    con = duckdb.connect()
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        tables._fetch_numpy(con.sql("SELECT range AS x FROM range(5)"), {"x": np.int64}, total)
+    got = tables._fetch_numpy(con.sql("SELECT range AS x FROM range(5)"), {"x": np.int64}, 5)
+    assert got["x"].tolist() == [0, 1, 2, 3, 4]
