@@ -481,3 +481,55 @@ def test_rows_other_than_the_footers_say_are_refused(total, message):
         tables._fetch_numpy(con.sql("SELECT range AS x FROM range(5)"), {"x": np.int64}, total)
     got = tables._fetch_numpy(con.sql("SELECT range AS x FROM range(5)"), {"x": np.int64}, 5)
     assert got["x"].tolist() == [0, 1, 2, 3, 4]
+
+
+def _placement_paths(caplog) -> list[str]:
+    return [r.getMessage().split(" (")[0] for r in caplog.records if r.name == "tandem_export.tables"]
+
+
+def test_windows_in_event_order_are_placed_by_expressions_without_a_join(placed, tmp_path, caplog):
+    # The usual history (disjoint windows in time order, few clock changes): the windows are scanned
+    # in order and the placement written as expressions of window and row number (tables._placed_view_sql).
+    windows, outputs, _ = placed
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="tandem_export.tables"):
+        tables.build_event_tables(windows, outputs["decoded"], {"events": str(tmp_path / "e" / "events.parquet")})
+        tables.build_tables(
+            windows, outputs["decoded"], {"cgm_readings": str(tmp_path / "c.parquet")}, logging.getLogger(LOG)
+        )
+    assert _placement_paths(caplog) == ["placement as expressions", "placement as expressions"]
+
+    # One event in each of three windows (row 0 of each): still in order.
+    def basal(seq, when):
+        return rec(279, when, seq, BASAL, 0, 1, 700, 700, 0, 0)
+
+    parts = {f"2025-0{i}-01_w": [basal(i, f"2025-0{i}-02 10:00:00")] for i in (1, 2, 3)}
+    (tmp_path / "three").mkdir()
+    three = _windows_of(tmp_path / "three", parts)
+    out = {k: str(tmp_path / "three" / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="tandem_export.tables"):
+        tables.build_events(three, out, "UTC", "recorded_changes", logging.getLogger(LOG))
+    assert _placement_paths(caplog) == ["placement as expressions"]
+
+
+def test_windows_out_of_event_order_are_joined_and_sorted_for_the_event_tables(tmp_path, caplog):
+    windows = []
+    for name, serial in (("2025-01-01_a", "22222222"), ("2025-02-01_b", "11111111")):
+        raw = tmp_path / f"{name}.bin"
+        raw.write_bytes(rec(279, "2025-01-20 10:00:00", 5, BASAL, 0, 1, 700, 700, 0, 0))
+        windows.append(str(tmp_path / f"{name}.0123456789abcdef.parquet"))
+        normalize_file(raw, serial, windows[-1])
+    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    with caplog.at_level(logging.DEBUG, logger="tandem_export.tables"):
+        tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
+        caplog.clear()
+        tables.build_tables(
+            windows, outputs["decoded"], {"basal_deliveries": str(tmp_path / "b.parquet")}, logging.getLogger(LOG)
+        )
+    # The derived tables need no order: their view is still expressions.
+    assert _placement_paths(caplog) == ["placement as expressions"]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="tandem_export.tables"):
+        tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
+    assert _placement_paths(caplog) == ["windows joined to the placement, sorted"]
