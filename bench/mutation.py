@@ -207,6 +207,9 @@ def run_mutmut(target: str, jobs: int, again: bool = False, sample: int | None =
         # Survivors, and time-outs too when they were reached under another CPU limit.
         rerun = ("killed", "segfault") if _limit_changed(work) else DETECTED
         names = [n for n, c in codes.items() if c is None or status_by_exit_code[c] not in rerun]
+        # Survivors already described as equivalent are not run again (no test can kill them).
+        entries = [e for e in load_equivalent() if e["target"] == target]
+        names = [n for n in names if codes[n] is None or not _described(entries, n, *_mutmut_change(work, n))]
         write_pyproject(work, module, fast_tests())
         for tests in (work / "tests", work / "mutants" / "tests"):
             shutil.rmtree(tests, ignore_errors=True)
@@ -489,6 +492,11 @@ def load_equivalent() -> list[dict]:
 
 def _same(a: str, b: str) -> bool:
     return " ".join(a.split()) == " ".join(b.split())
+
+
+def _described(entries: list[dict], name: str, before: str, after: str) -> bool:
+    where = _function_of(name)
+    return any(e["where"] == where and _same(e["before"], before) and _same(e["after"], after) for e in entries)
 
 
 def mark_equivalent(result: Result, entries: list[dict]) -> None:
