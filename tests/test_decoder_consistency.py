@@ -425,3 +425,14 @@ def test_vectorised_decoding_matches_the_sql_of_each_field_kind(field, values):
     sql = f"SELECT CAST({decode._decode_expr(field, 'v')} AS {field.decoded_type}) FROM (VALUES {literal}, (NULL)) t(v)"
     want = [r[0] for r in con.sql(sql).fetchall()]
     assert all(same(a, b) for a, b in zip(got.to_pylist(), want, strict=True)), (got.to_pylist(), want)
+
+
+def test_float32_values_learnt_over_several_calls_decode_to_their_own_values():
+    # One value learnt first, then larger and smaller ones (the cache of decoded values grows
+    # between calls): each decodes to the float32 value it holds, exactly.
+
+    f32 = decode.F32(duckdb.connect())
+    for batch in ([1.5], [2.25, 1.5], [0.5, 3.0, -4.0, 2.25]):
+        values = np.array(batch, dtype=np.float32).astype(np.float64)
+        out, ok = f32(values, np.ones(len(values), dtype=bool))
+        assert out.tolist() == batch and ok.all()
