@@ -12,6 +12,8 @@ import re
 import struct
 from datetime import datetime
 
+import duckdb
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from tandem_export import tables
@@ -39,7 +41,7 @@ def placed(tmp_path, caplog):
     raw.write_bytes(b"".join(records))
     windows = [str(tmp_path / "w.parquet")]
     normalize_file(raw, SERIAL, windows[0])
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    outputs = _event_outputs(tmp_path)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=LOG):
         tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG), "demo pump")
@@ -54,6 +56,36 @@ def build(placed, folder, caplog, names=NAMES, writers=2, source="demo pump"):
     with caplog.at_level(logging.INFO, logger=LOG):
         tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG), source, writers)
     return out, [(r.levelname, r.getMessage()) for r in caplog.records]
+
+
+def basal(seq: int, when: str, milliunits: int = 800) -> bytes:
+    """A basal rate change record (279) at pump time ``when``, its rates in milliunits per hour."""
+    return rec(279, when, seq, BASAL, 0, 1, milliunits, milliunits, 0, 0)
+
+
+def _windows_of(folder, parts: dict[str, list[bytes]], serials: dict[str, str] | None = None) -> list[str]:
+    """Each list of records normalised as one raw-store window named by its key (of the pump in
+    ``serials``, else SERIAL); the paths in order.  An empty list is an answer of the pump-logs API
+    without events."""
+    windows = []
+    for name, records in parts.items():
+        raw = folder / f"{name}.bin"
+        raw.write_bytes(b"".join(records) or b'{"events": []}')
+        windows.append(str(folder / f"{name}.0123456789abcdef.parquet"))
+        normalize_file(raw, (serials or {}).get(name, SERIAL), windows[-1])
+    return windows
+
+
+def _event_outputs(folder) -> dict[str, str]:
+    """The outputs of build_events in ``folder``."""
+    return {k: str(folder / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+
+
+def _basal_rows(windows: list[str], outputs: dict[str, str], folder) -> list[dict]:
+    """basal_deliveries built from the placed windows, as rows."""
+    out = {"basal_deliveries": str(folder / "basal.parquet")}
+    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
+    return pq.read_table(out["basal_deliveries"]).to_pylist()
 
 
 def test_tables_built_together_by_one_or_two_writers_equal_those_built_alone(placed, tmp_path, caplog):
@@ -107,13 +139,10 @@ def test_placing_events_logs_how_many_were_read_and_kept(placed):
 def test_conflicts_in_more_than_three_pairs_of_windows_are_summed_up(tmp_path, caplog):
     # seq 1 in five windows, each with another rate: the first window's copy is kept over each of the
     # four others; the warning names three pairs and counts the fourth.
-    windows = []
-    for i in range(5):
-        raw = tmp_path / f"w{i}.bin"
-        raw.write_bytes(rec(279, "2025-01-20 10:00:00", 1, BASAL, 0, 1, 500 + i, 500 + i, 0, 0))
-        windows.append(str(tmp_path / f"2025-0{i + 1}-01_x.0123456789abcdef.parquet"))
-        normalize_file(raw, SERIAL, windows[-1])
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    windows = _windows_of(
+        tmp_path, {f"2025-0{i + 1}-01_x": [basal(1, "2025-01-20 10:00:00", 500 + i)] for i in range(5)}
+    )
+    outputs = _event_outputs(tmp_path)
     with caplog.at_level(logging.INFO, logger=LOG):
         tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
     lines = [r.getMessage() for r in caplog.records]
@@ -123,25 +152,26 @@ def test_conflicts_in_more_than_three_pairs_of_windows_are_summed_up(tmp_path, c
         "1 of 2025-01-01_x kept over 2025-02-01_x; 1 of 2025-01-01_x kept over 2025-03-01_x; "
         "1 of 2025-01-01_x kept over 2025-04-01_x (and 1 more pairs of windows)"
     )
-    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
-    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
-    (row,) = pq.read_table(out["basal_deliveries"]).to_pylist()
+    (row,) = _basal_rows(windows, outputs, tmp_path)
     assert row["commanded_rate_units_per_hour"] == 0.5  # the first window's 500 milliunits per hour
 
 
 def test_a_clock_change_in_utc_is_placed_at_its_new_pump_time(tmp_path):
     # Pump clock in UTC, set from 10:10 to 12:10 (+2 h) between 5-minute basal records: the anchor is
     # the last record, so the change's own record has offset 0 and its instant is its new pump time.
-    def basal(seq, when):
-        return rec(279, when, seq, BASAL, 0, 1, 800, 800, 0, 0)
-
     change = struct.pack(">HII", 13, _secs("2025-01-20 12:10:00"), 3) + struct.pack(">III4x", 36_600_000, 43_800_000, 0)
-    raw = tmp_path / "h.bin"
-    raw.write_bytes(basal(1, "2025-01-20 10:00:00") + basal(2, "2025-01-20 10:05:00") + change
-                    + basal(4, "2025-01-20 12:15:00"))  # fmt: skip
-    windows = [str(tmp_path / "w.0123456789abcdef.parquet")]
-    normalize_file(raw, SERIAL, windows[0])
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    windows = _windows_of(
+        tmp_path,
+        {
+            "w": [
+                basal(1, "2025-01-20 10:00:00"),
+                basal(2, "2025-01-20 10:05:00"),
+                change,
+                basal(4, "2025-01-20 12:15:00"),
+            ]
+        },
+    )
+    outputs = _event_outputs(tmp_path)
     tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
     (row,) = pq.read_table(outputs["clock_changes"]).to_pylist()
     assert str(row["timestamp"]) == "2025-01-20 12:10:00+00:00"
@@ -217,22 +247,14 @@ def test_the_first_error_stops_the_jobs_and_is_raised(writers):
 
 def test_events_in_two_windows_are_kept_once_the_first_windows_copy(tmp_path, caplog):
     # Window A holds seq 1-3, window B seq 2-4; B's seq 3 says 0.9 U/h where A's says 0.6 U/h.
-    def basal(seq, when, milliunits):
-        return rec(279, when, seq, BASAL, 0, 1, milliunits, milliunits, 0, 0)
-
     a = [
         basal(1, "2025-01-20 10:00:00", 500),
         basal(2, "2025-01-20 11:00:00", 700),
         basal(3, "2025-01-20 12:00:00", 600),
     ]
     b = [a[1], basal(3, "2025-01-20 12:00:00", 900), basal(4, "2025-01-20 13:00:00", 800)]
-    windows = []
-    for name, records in (("2025-01-01_2025-01-28", a), ("2025-01-15_2025-02-11", b)):
-        raw = tmp_path / f"{name}.bin"
-        raw.write_bytes(b"".join(records))
-        windows.append(str(tmp_path / f"{name}.0123456789abcdef.parquet"))
-        normalize_file(raw, SERIAL, windows[-1])
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    windows = _windows_of(tmp_path, {"2025-01-01_2025-01-28": a, "2025-01-15_2025-02-11": b})
+    outputs = _event_outputs(tmp_path)
     with caplog.at_level(logging.INFO, logger=LOG):
         tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG))
     lines = [r.getMessage() for r in caplog.records]
@@ -243,9 +265,7 @@ def test_events_in_two_windows_are_kept_once_the_first_windows_copy(tmp_path, ca
     ) in lines
     events = pq.read_table(outputs["events"]).to_pylist()
     assert [e["seq_num"] for e in events] == [1, 2, 3, 4]
-    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
-    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
-    rows = pq.read_table(out["basal_deliveries"]).to_pylist()
+    rows = _basal_rows(windows, outputs, tmp_path)
     # Pump time 10:00 in Berlin (UTC+1) is 09:00 UTC; seq 3 keeps window A's 0.6 U/h.
     assert [(r["seq_num"], str(r["timestamp"])[:19], r["commanded_rate_units_per_hour"]) for r in rows] == [
         (1, "2025-01-20 09:00:00", 0.5),
@@ -280,7 +300,7 @@ def test_an_event_saved_in_both_forms_is_kept_once_as_its_pump_logs_copy(tmp_pat
         )
     )  # fmt: skip
     normalize_file(answer, SERIAL, windows[1])
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    outputs = _event_outputs(tmp_path)
     tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG))
     events = pq.read_table(outputs["events"]).to_pylist()
     assert [(e["seq_num"], e["sequence_group"], e["origin"]) for e in events] == [
@@ -288,24 +308,8 @@ def test_an_event_saved_in_both_forms_is_kept_once_as_its_pump_logs_copy(tmp_pat
         (2, 3, "pump-logs"),
         (3, 3, "pump-logs"),
     ]
-    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
-    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
-    rates = [
-        (r["seq_num"], r["commanded_rate_units_per_hour"]) for r in pq.read_table(out["basal_deliveries"]).to_pylist()
-    ]
+    rates = [(r["seq_num"], r["commanded_rate_units_per_hour"]) for r in _basal_rows(windows, outputs, tmp_path)]
     assert rates == [(1, 0.5), (2, 0.7), (3, 0.7)]
-
-
-def _windows_of(tmp_path, parts: dict[str, list[bytes]]) -> list[str]:
-    """Each list of records normalised as one raw-store window named by its key; the paths in order.
-    An empty list is an answer of the pump-logs API without events."""
-    windows = []
-    for name, records in parts.items():
-        raw = tmp_path / f"{name}.bin"
-        raw.write_bytes(b"".join(records) or b'{"events": []}')
-        windows.append(str(tmp_path / f"{name}.0123456789abcdef.parquet"))
-        normalize_file(raw, SERIAL, windows[-1])
-    return windows
 
 
 def _time_change(seq: int, prior: str, after: str) -> bytes:
@@ -319,9 +323,6 @@ def test_a_summer_time_change_by_hand_places_every_window_at_its_offset(tmp_path
     # Berlin, pump clock moved by hand from 09:00 to 10:00 on 2025-03-30 (the day summer time began):
     # before it the pump shows UTC+1, after it UTC+2. Window A is all before, window B holds the
     # change, window C is all after (so the windows differ in their first offset, and B changes inside).
-    def basal(seq, when):
-        return rec(279, when, seq, BASAL, 0, 1, 800, 800, 0, 0)
-
     windows = _windows_of(
         tmp_path,
         {
@@ -331,11 +332,9 @@ def test_a_summer_time_change_by_hand_places_every_window_at_its_offset(tmp_path
             "2025-04-26_2025-05-23": [basal(6, "2025-04-02 12:00:00"), basal(7, "2025-04-02 12:05:00")],
         },
     )  # fmt: skip
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    outputs = _event_outputs(tmp_path)
     tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG))
-    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
-    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
-    rows = pq.read_table(out["basal_deliveries"]).to_pylist()
+    rows = _basal_rows(windows, outputs, tmp_path)
     assert [(r["seq_num"], str(r["timestamp"])[:16]) for r in rows] == [
         (1, "2025-03-29 09:00"),
         (2, "2025-03-30 00:00"),
@@ -391,9 +390,6 @@ def test_tables_are_written_into_folders_not_made_yet(placed, tmp_path):
 @pytest.mark.parametrize("empty_at", [0, 1, 2])
 def test_a_window_without_events_changes_nothing(tmp_path, empty_at):
     # A 28-day window in which the pump uploaded nothing (an empty answer) first, between or last.
-    def basal(seq, when, milliunits):
-        return rec(279, when, seq, BASAL, 0, 1, milliunits, milliunits, 0, 0)
-
     parts = {
         "2025-01-01_a": [basal(1, "2025-01-20 10:00:00", 500)],
         "2025-02-01_b": [basal(2, "2025-02-20 10:00:00", 900)],
@@ -401,11 +397,9 @@ def test_a_window_without_events_changes_nothing(tmp_path, empty_at):
     names = list(parts)
     names.insert(empty_at, "2025-03-01_empty")
     windows = _windows_of(tmp_path, {name: parts.get(name, []) for name in names})
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    outputs = _event_outputs(tmp_path)
     tables.build_events(windows, outputs, "Europe/Berlin", "recorded_changes", logging.getLogger(LOG))
-    out = {"basal_deliveries": str(tmp_path / "basal.parquet")}
-    tables.build_tables(windows, outputs["decoded"], out, logging.getLogger(LOG))
-    rows = pq.read_table(out["basal_deliveries"]).to_pylist()
+    rows = _basal_rows(windows, outputs, tmp_path)
     assert [(r["seq_num"], str(r["timestamp"])[:16], r["commanded_rate_units_per_hour"]) for r in rows] == [
         (1, "2025-01-20 09:00", 0.5),
         (2, "2025-02-20 09:00", 0.9),
@@ -417,17 +411,10 @@ def test_a_window_without_events_changes_nothing(tmp_path, empty_at):
 def test_events_are_in_pump_then_sequence_order_whatever_the_window_order(tmp_path, per_window):
     # A user went back to an older pump: the later window holds the pump whose serial sorts first.
     # Event order is (pump_serial, sequence_group, seq_num), so the second window's events come first.
-    windows = []
-    for name, serial, first in (("2025-01-01_a", "22222222", 500), ("2025-02-01_b", "11111111", 100)):
-        raw = tmp_path / f"{name}.bin"
-        raw.write_bytes(
-            b"".join(
-                rec(279, f"2025-01-20 1{i}:00:00", first + i, BASAL, 0, 1, 700, 700, 0, 0) for i in range(per_window)
-            )
-        )
-        windows.append(str(tmp_path / f"{name}.0123456789abcdef.parquet"))
-        normalize_file(raw, serial, windows[-1])
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    parts = {name: [basal(first + i, f"2025-01-20 1{i}:00:00", 700) for i in range(per_window)]
+             for name, first in (("2025-01-01_a", 500), ("2025-02-01_b", 100))}  # fmt: skip
+    windows = _windows_of(tmp_path, parts, {"2025-01-01_a": "22222222", "2025-02-01_b": "11111111"})
+    outputs = _event_outputs(tmp_path)
     tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
     expected = [("11111111", 100 + i) for i in range(per_window)] + [("22222222", 500 + i) for i in range(per_window)]
     for name in ("events", "raw_events"):
@@ -473,9 +460,6 @@ def test_a_table_reads_another_when_its_sql_selects_from_or_joins_it(sql, reads)
 )
 def test_rows_other_than_the_footers_say_are_refused(total, message):
     # A window that changed between reading its footer and scanning it: 5 rows where 3 or 7 were said.
-    import duckdb
-    import numpy as np
-
     con = duckdb.connect()
     with pytest.raises(ValueError, match=f"^{message}$"):
         tables._fetch_numpy(con.sql("SELECT range AS x FROM range(5)"), {"x": np.int64}, total)
@@ -500,13 +484,10 @@ def test_windows_in_event_order_are_placed_by_expressions_without_a_join(placed,
     assert _placement_paths(caplog) == ["placement as expressions", "placement as expressions"]
 
     # One event in each of three windows (row 0 of each): still in order.
-    def basal(seq, when):
-        return rec(279, when, seq, BASAL, 0, 1, 700, 700, 0, 0)
-
-    parts = {f"2025-0{i}-01_w": [basal(i, f"2025-0{i}-02 10:00:00")] for i in (1, 2, 3)}
+    parts = {f"2025-0{i}-01_w": [basal(i, f"2025-0{i}-02 10:00:00", 700)] for i in (1, 2, 3)}
     (tmp_path / "three").mkdir()
     three = _windows_of(tmp_path / "three", parts)
-    out = {k: str(tmp_path / "three" / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    out = _event_outputs(tmp_path / "three")
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="tandem_export.tables"):
         tables.build_events(three, out, "UTC", "recorded_changes", logging.getLogger(LOG))
@@ -514,13 +495,9 @@ def test_windows_in_event_order_are_placed_by_expressions_without_a_join(placed,
 
 
 def test_windows_out_of_event_order_are_joined_and_sorted_for_the_event_tables(tmp_path, caplog):
-    windows = []
-    for name, serial in (("2025-01-01_a", "22222222"), ("2025-02-01_b", "11111111")):
-        raw = tmp_path / f"{name}.bin"
-        raw.write_bytes(rec(279, "2025-01-20 10:00:00", 5, BASAL, 0, 1, 700, 700, 0, 0))
-        windows.append(str(tmp_path / f"{name}.0123456789abcdef.parquet"))
-        normalize_file(raw, serial, windows[-1])
-    outputs = {k: str(tmp_path / f"{k}.parquet") for k in ("decoded", "events", "raw_events", "clock_changes")}
+    parts = {name: [basal(5, "2025-01-20 10:00:00", 700)] for name in ("2025-01-01_a", "2025-02-01_b")}
+    windows = _windows_of(tmp_path, parts, {"2025-01-01_a": "22222222", "2025-02-01_b": "11111111"})
+    outputs = _event_outputs(tmp_path)
     with caplog.at_level(logging.DEBUG, logger="tandem_export.tables"):
         tables.build_events(windows, outputs, "UTC", "recorded_changes", logging.getLogger(LOG))
         caplog.clear()
