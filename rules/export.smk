@@ -4,7 +4,7 @@
 
 rule export_range:
     input:
-        tables="data/{acct}tables/{table}.parquet",
+        tables="data/{acct}tables/{table}.cells.json",
         fetched=fetched_manifests,
     output:
         "exports/{acct}{table}_{start}_{end}.{fmt}",
@@ -24,7 +24,7 @@ rule export_range:
 rule export:
     # Both formats of a table with a row per event in one job (the configured range, as a pair).
     input:
-        tables="data/{acct}tables/{table}.parquet",
+        tables="data/{acct}tables/{table}.cells.json",
         fetched=fetched_manifests,
     output:
         parquet="exports/{acct}{table}.parquet",
@@ -49,7 +49,7 @@ rule export_tables:
     # events, and a job costs a Python start-up.
     input:
         tables=expand(
-            "data/{{acct}}tables/{table}.parquet", table=cfg.EXPORTED_TOGETHER
+            "data/{{acct}}tables/{table}.cells.json", table=cfg.EXPORTED_TOGETHER
         ),
         fetched=fetched_manifests,
     output:
@@ -76,7 +76,7 @@ if SHEET:
 
     use rule export_range as export_combined_range with:
         input:
-            tables=[f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS],
+            tables=[f"data/{prefix}tables/{{table}}.cells.json" for prefix in ACCOUNTS],
             fetched=ALL_FETCHED,
         output:
             f"exports/{cfg.COMBINED}/{{table}}_{{start}}_{{end}}.{{fmt}}",
@@ -93,7 +93,7 @@ if SHEET:
 
     use rule export as export_combined with:
         input:
-            tables=[f"data/{prefix}tables/{{table}}.parquet" for prefix in ACCOUNTS],
+            tables=[f"data/{prefix}tables/{{table}}.cells.json" for prefix in ACCOUNTS],
             fetched=ALL_FETCHED,
         output:
             parquet=f"exports/{cfg.COMBINED}/{{table}}.parquet",
@@ -110,7 +110,7 @@ if SHEET:
     use rule export_tables as export_tables_combined with:
         input:
             tables=[
-                f"data/{prefix}tables/{table}.parquet"
+                f"data/{prefix}tables/{table}.cells.json"
                 for table in cfg.EXPORTED_TOGETHER
                 for prefix in ACCOUNTS
             ],
@@ -136,7 +136,7 @@ if SHEET:
 rule database:
     # Every table, all rows (never the date range), in one DuckDB file for SQL users.
     input:
-        tables=expand("data/{{acct}}tables/{table}.parquet", table=TABLES),
+        tables=expand("data/{{acct}}tables/{table}.cells.json", table=TABLES),
         fetched=fetched_manifests,
     output:
         f"exports/{{acct}}{cfg.DATABASE}",

@@ -11,8 +11,8 @@ rule report:
 
 rule account_report:
     input:
-        cgm="data/{acct}tables/cgm_readings.parquet",
-        daily="data/{acct}tables/daily_summary.parquet",
+        cgm="data/{acct}tables/cgm_readings.cells.json",
+        daily="data/{acct}tables/daily_summary.cells.json",
         fetched=fetched_manifests,
     output:
         html=report(

@@ -8,7 +8,8 @@ rule place_events:
         fetched=fetched_manifests,
     output:
         decoded="data/{acct}tables/decoded.parquet",
-        clock_changes="data/{acct}tables/clock_changes.parquet",
+        # Kept as cells (tandem_export.cells); update: the manifest stays while the job runs.
+        clock_changes=update("data/{acct}tables/clock_changes.cells.json"),
     log:
         "logs/{acct}tables/place_events.log",
     # Before the event tables: everything else waits for it.
@@ -35,8 +36,8 @@ rule events:
         decoded="data/{acct}tables/decoded.parquet",
         fetched=fetched_manifests,
     output:
-        events="data/{acct}tables/events.parquet",
-        raw_events="data/{acct}tables/raw_events.parquet",
+        events=update("data/{acct}tables/events.cells.json"),
+        raw_events=update("data/{acct}tables/raw_events.cells.json"),
     log:
         "logs/{acct}tables/events.log",
     conda:
@@ -57,7 +58,7 @@ rule derived_tables:
         decoded="data/{acct}tables/decoded.parquet",
         fetched=fetched_manifests,
     output:
-        [f"data/{{acct}}tables/{name}.parquet" for name in cfg.DERIVED_TABLES],
+        [update(f"data/{{acct}}tables/{name}.cells.json") for name in cfg.DERIVED_TABLES],
     log:
         "logs/{acct}tables/derived.log",
     # Before the exports of the event tables: the database and the derived exports wait for it.

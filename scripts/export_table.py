@@ -2,9 +2,7 @@
 COPY each table, for one date range, to each output file (Parquet or CSV, by its extension), and
 record each file for exports/MANIFEST.json (tandem_export.export_manifest)."""
 
-from pathlib import Path
-
-from tandem_export import export, export_manifest, runlog
+from tandem_export import cells, export, export_manifest, runlog
 
 
 def body(log):
@@ -22,7 +20,7 @@ def body(log):
             rows = export.export_table(table, out, p.start, p.end, p.source, log)
             export_manifest.record_export(
                 out,
-                table=Path(paths[0]).stem,
+                table=cells.table_name(paths[0]),
                 start=p.start,
                 end=p.end,
                 source=p.source,

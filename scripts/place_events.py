@@ -19,7 +19,7 @@ def body(log):
         )
     else:
         log.info("time zone %s (%s); pump clock model %s", p.timezone, p.timezone_from, p.pump_clock)
-    tables.place_events(read_index(snakemake.input.index), outputs, p.timezone, p.pump_clock, log, p.source)  # noqa: F821
+    tables.place_events(read_index(snakemake.input.index), outputs, p.timezone, p.pump_clock, log, p.source, p.lineage)  # noqa: F821
 
 
 runlog.run(snakemake, "place_events", body)  # noqa: F821

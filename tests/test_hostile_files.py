@@ -26,6 +26,7 @@ import hypothesis.strategies as st
 import pyarrow.parquet as pq
 from conftest import copy_workflow, snakemake
 from hypothesis import HealthCheck, given, settings
+from tandem_export import cells
 
 TARGETS = ["exports/cgm_readings.parquet", "exports/events.parquet"]
 SETTINGS = settings(
@@ -159,7 +160,11 @@ def run_saved(tmp_path: Path, content: bytes, name: str):
 def check_values(workdir: Path) -> None:
     """The exported values within what the pump and the sensors can record."""
     tables = {
-        t: pq.read_table(workdir / "data" / "tables" / f"{t}.parquet").to_pylist()
+        t: [
+            r
+            for f in cells.files(workdir / "data" / "tables" / f"{t}.cells.json")
+            for r in pq.read_table(f).to_pylist()
+        ]
         for t in ("cgm_readings", "basal_deliveries", "bolus_deliveries", "daily_summary")
     }
     for r in tables["cgm_readings"]:

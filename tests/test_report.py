@@ -121,7 +121,7 @@ def independent_metrics(path) -> dict:
 def test_demo_metrics_match_an_independent_computation(demo_report):
     exp = independent_metrics(demo_report / "exports" / "cgm_readings.parquet")
     tables = demo_report / "data" / "tables"
-    data = report.load(str(tables / "cgm_readings.parquet"), str(tables / "daily_summary.parquet"), None, None)
+    data = report.load(str(tables / "cgm_readings.cells.json"), str(tables / "daily_summary.cells.json"), None, None)
     m = report.consensus_metrics(data.glucose, data.days_in_period, data.days_covered)
     assert (m.readings, m.days_covered, m.days_in_period) == (exp["n"], exp["days"], exp["period"])
     assert exp["days"] == exp["period"] == 90

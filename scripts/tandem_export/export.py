@@ -12,6 +12,7 @@ import duckdb
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .cells import csv_body_path, digest_of, files, folder, is_manifest, read_manifest, source_sql, table_name
 from .storage import atomic_path, connect, remove_stale_temporaries, sql_str
 
 #: Written into every exported Parquet file's key-value metadata.
@@ -112,6 +113,32 @@ def _csv_column(name: str, typ: str) -> str:
     return q
 
 
+def _code_digest() -> str:
+    """16 hex digits naming the code that renders CSV: this module and the DuckDB version (a cell's
+    cached CSV body is reused only under the same)."""
+    return digest_of(Path(__file__).read_bytes(), duckdb.__version__)[:16]
+
+
+def _date_of(pump_time: str | None) -> str | None:
+    return None if pump_time is None else pump_time[:10]
+
+
+def _cells_in_range(manifest: str, start: str | None, end: str | None) -> list[tuple[dict, bool]]:
+    """The cells of a table with rows in [start, end] (pump-calendar dates, inclusive; None: open),
+    each with whether every row of it is inside (else the range's condition must be applied)."""
+    out = []
+    for cell in read_manifest(manifest)["cells"]:
+        low, high = _date_of(cell["pump_time_min"]), _date_of(cell["pump_time_max"])
+        if low is None:  # rows without a pump time: outside every bounded range
+            if not start and not end:
+                out.append((cell, True))
+            continue
+        if (start and high < start) or (end and low > end):
+            continue
+        out.append((cell, (not start or low >= start) and (not end or high <= end)))
+    return out
+
+
 def export_table(
     table: str | dict[str, str],
     out: str,
@@ -120,16 +147,22 @@ def export_table(
     source: str,
     log: logging.Logger,
 ) -> int:
-    """Write the rows of ``table`` (Parquet) whose pump-calendar date lies in [start, end]; return
-    how many rows were written.
+    """Write the rows of ``table`` whose pump-calendar date lies in [start, end]; return how many
+    rows were written.
 
-    ``table`` is one Parquet path, or for the combined exports a mapping account id -> Parquet
-    path of the same table: the rows of every account together, with a first column
-    ``account`` (VARCHAR) and sorted by account first.  ``start``/``end`` are inclusive
-    YYYY-MM-DD dates or None (unbounded), applied to each row's ``pump_time``.  Rows are sorted
-    by (timestamp, pump_serial, seq_num).  The output format follows the extension of ``out``;
-    the file is written to a temporary name and renamed, so ``out`` is either complete or absent.
-    Parquet files carry ``source``, ``table`` and the range in their key-value metadata.
+    ``table`` is one table (a cells manifest, see :mod:`tandem_export.cells`, or one Parquet file),
+    or for the combined exports a mapping account id -> table: the rows of every account together,
+    with a first column ``account`` (VARCHAR) and sorted by account first.  ``start``/``end`` are
+    inclusive YYYY-MM-DD dates or None (unbounded), applied to each row's ``pump_time``.  Rows are
+    sorted by ORDER_COLUMNS.  The output format follows the extension of ``out``; the file is
+    written to a temporary name and renamed, so ``out`` is either complete or absent.  Parquet files
+    carry ``source``, ``table`` and the range in their key-value metadata.
+
+    A table kept as cells is already in export order, cell after cell: its Parquet export is a copy
+    of the rows of the cells in the range, and its CSV export is the header followed by each cell's
+    CSV body, kept beside the cell (:func:`tandem_export.cells.csv_body_path`) and reused while the
+    cell and this code are unchanged (a cell only partly in the range is written filtered).  So the
+    file is the same bytes as one COPY of the whole table would write.
     """
     con = connect()
     con.sql("SET threads = 1")  # one writer thread: identical bytes on every run
@@ -138,10 +171,17 @@ def export_table(
     first = next(iter(table.values())) if isinstance(table, dict) else table
     con.sql("SET memory_limit = '1GB'")
     con.sql(f"SET temp_directory = {sql_str(str(Path(first).parent / '.duckdb-spill'))}")
-    name = Path(first).stem
+    name = table_name(first)
+    cells_in: list[tuple[dict, bool]] | None = None
     if isinstance(table, dict):
-        parts = [f"SELECT {sql_str(a)} AS account, * FROM read_parquet({sql_str(p)})" for a, p in table.items()]
+        parts = [f"SELECT {sql_str(a)} AS account, * FROM {source_sql(p)}" for a, p in table.items()]
         con.sql(f"CREATE VIEW t AS {' UNION ALL BY NAME '.join(parts)}")
+    elif is_manifest(table):
+        cells_in = _cells_in_range(table, start, end)
+        listed = files(table)  # checks that every cell file is there
+        base = folder(table)
+        kept = [listed[0], *(str(base / c["file"]) for c, _ in cells_in)]
+        con.sql(f"CREATE VIEW t AS SELECT * FROM read_parquet([{', '.join(sql_str(f) for f in kept)}])")
     else:
         con.sql(f"CREATE VIEW t AS SELECT * FROM read_parquet({sql_str(table)})")
     where = []
@@ -153,15 +193,16 @@ def export_table(
     columns = con.sql("DESCRIBE SELECT * FROM t").fetchall()
     names = [c[0] for c in columns]
     keys = order_columns(names, account=True)
-    # One table already in export order (the usual case) is streamed as stored: with one thread
-    # and insertion order kept, DuckDB writes the rows in file order.  Otherwise it sorts.
-    sort = isinstance(table, dict) or not stored_in_order(table, keys)
+    # One table already in export order (cells always are; a single file usually is) is streamed as
+    # stored: with one thread and insertion order kept, DuckDB writes the rows in file order.
+    sort = isinstance(table, dict) or (cells_in is None and not stored_in_order(table, keys))
     order = f" ORDER BY {', '.join(keys)}" if sort else ""
     fmt = Path(out).suffix.lstrip(".")
     meta = export_metadata(source, name, start, end)
-    # The table file may already be this export: every row, in export order, written by the same
-    # DuckDB Parquet writer with the same metadata (the table builders write it so).  Then it is copied.
-    as_written = fmt == "parquet" and not sort and not where and _file_metadata(table) == meta
+    # A single table file may already be this export: every row, in export order, written by the
+    # same DuckDB Parquet writer with the same metadata (the table builders write it so).  Then it is copied.
+    as_written = fmt == "parquet" and cells_in is None and not sort and not where and _file_metadata(table) == meta
+    csv_options = "FORMAT csv, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\\r\\n'"
     if fmt == "parquet":
         select = f"SELECT * FROM t WHERE {cond}{order}"
         kv = ", ".join(f'"{k}": {sql_str(v)}' for k, v in meta.items())
@@ -169,13 +210,15 @@ def export_table(
     elif fmt == "csv":
         cols = ", ".join(_csv_column(n, t) for n, t, *_ in columns)
         select = f"SELECT {cols} FROM t WHERE {cond}{order}"
-        options = "FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NEW_LINE '\\r\\n'"
+        options = f"{csv_options}, HEADER true"
     else:
         raise ValueError(f"unknown export format {fmt!r}")
     rows = con.sql(f"SELECT count(*) FROM t WHERE {cond}").fetchall()[0][0]
     with atomic_path(out) as tmp:
         if as_written:
             shutil.copyfile(table, tmp)
+        elif fmt == "csv" and cells_in is not None:
+            _csv_from_cells(con, table, cells_in, cols, cond, csv_options, tmp)
         else:
             con.sql(f"COPY ({select}) TO {sql_str(str(tmp))} ({options})")
     log.info("%s: %d rows (%s to %s) -> %s", name, rows, start or "first day", end or "last day", out)
@@ -189,6 +232,34 @@ def export_table(
         )
     con.close()
     return rows
+
+
+def _csv_from_cells(con, manifest: str, cells_in, cols: str, cond: str, options: str, out: Path) -> None:
+    """The CSV export of a table kept as cells: the header, then each cell's body (the cached one
+    for a cell wholly in the range, else the cell's rows in the range, written now)."""
+    base, code = folder(manifest), _code_digest()
+    schema = files(manifest)[0]
+
+    def copy(select: str, path: Path, header: bool) -> None:
+        con.sql(f"COPY ({select}) TO {sql_str(str(path))} ({options}, HEADER {'true' if header else 'false'})")
+
+    with open(out, "wb") as sink:
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".csv-parts-") as parts:
+            head = Path(parts) / "header.csv"
+            copy(f"SELECT {cols} FROM read_parquet({sql_str(schema)})", head, True)
+            sink.write(head.read_bytes())
+            for i, (cell, whole) in enumerate(cells_in):
+                source = f"read_parquet({sql_str(str(base / cell['file']))})"
+                if whole:
+                    body = csv_body_path(manifest, cell["file"], code)
+                    if not body.is_file():
+                        with atomic_path(body) as tmp:
+                            copy(f"SELECT {cols} FROM {source}", tmp, False)
+                else:
+                    body = Path(parts) / f"{i}.csv"
+                    copy(f"SELECT {cols} FROM {source} WHERE {cond}", body, False)
+                with open(body, "rb") as fh:
+                    shutil.copyfileobj(fh, sink, 1 << 20)
 
 
 def export_database(tables: dict[str, str], out: str, source: str, log: logging.Logger) -> dict[str, int]:
@@ -220,10 +291,13 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
             # (the JSON text of events and raw_events is most of it); numbers keep their own methods.
             con.sql("SET force_compression = 'zstd'")
             for name, path in tables.items():
-                names = [c[0] for c in con.sql(f"DESCRIBE SELECT * FROM read_parquet({sql_str(path)})").fetchall()]
+                rows_sql = source_sql(path)
+                names = [c[0] for c in con.sql(f"DESCRIBE SELECT * FROM {rows_sql}").fetchall()]
                 keys = order_columns(names)
-                order = "" if stored_in_order(path, keys) else f" ORDER BY {', '.join(keys)}"
-                con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet({sql_str(path)}){order}')
+                # Cells are in export order by construction; a single file is checked.
+                in_order = is_manifest(path) or stored_in_order(path, keys)
+                order = "" if in_order else f" ORDER BY {', '.join(keys)}"
+                con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM {rows_sql}{order}')
                 rows = counts[name] = con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
                 log.info("%s: %d rows", name, rows)
             con.sql("CREATE TABLE export_info (key VARCHAR, value VARCHAR)")

@@ -287,11 +287,12 @@ def load(cgm: str, daily: str, start: str | None, end: str | None) -> ReportData
     days the history covers (the first to the last day of ``daily_summary``, i.e. days with any
     CGM, basal or bolus record); with no range, the whole history.
     """
-    from .storage import connect, sql_str
+    from . import cells
+    from .storage import connect
 
     con = connect()
-    con.sql(f"CREATE VIEW cgm AS SELECT * FROM read_parquet({sql_str(cgm)})")
-    con.sql(f"CREATE VIEW daily AS SELECT * FROM read_parquet({sql_str(daily)})")
+    con.sql(f"CREATE VIEW cgm AS SELECT * FROM {cells.source_sql(cgm)}")
+    con.sql(f"CREATE VIEW daily AS SELECT * FROM {cells.source_sql(daily)}")
     first, last = con.sql("SELECT min(day), max(day) FROM daily").fetchall()[0]
     if start and first is not None:
         first = max(first, dt.date.fromisoformat(start))

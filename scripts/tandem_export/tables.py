@@ -15,6 +15,7 @@ table (see :func:`_placed_view_sql`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pyarrow as pa
 
-from . import decode, export, times
+from . import cells, decode, export, times
 from .storage import atomic_path, connect, sql_str
 
 #: Columns of raw_events and events, before ``data`` / ``properties`` / ``record``.
@@ -40,13 +41,25 @@ EVENT_KEY_COLUMNS = "pump_serial, sequence_group, seq_num, event_id, event_name,
 #: The placement table (the ``decoded`` output of :func:`place_events`), one row per kept event in
 #: event order (pump_serial, sequence_group NULLS FIRST, seq_num): the window (position in the
 #: window list), the row in that window's file (0-based), pump clock minus UTC, and whether the
-#: time model could place the event.
+#: time model could place the event; and the time cell of its instant (:mod:`tandem_export.cells`;
+#: NO_TIME_CELL for an event without a pump time).
 PLACEMENT_COLUMNS = {
     "window_index": "INTEGER",
     "file_row_number": "BIGINT",
     "utc_offset_seconds": "BIGINT",
     "time_reliable": "BOOLEAN",
+    "cell": "BIGINT",
 }
+#: numpy types of the placement columns.
+_PLACEMENT_DTYPES = {
+    "window_index": np.int32,
+    "file_row_number": np.int64,
+    "utc_offset_seconds": np.int64,
+    "time_reliable": np.bool_,
+    "cell": np.int64,
+}
+#: The placement's ``cell`` of an event without a pump time (the cells' NO_TIME cell, last).
+NO_TIME_CELL = np.iinfo(np.int64).max
 #: Parquet key-value metadata of the placement table: the windows it indexes.
 WINDOWS_KEY = "tandem_export.windows"
 #: ... and whether DuckDB scanned those windows in list and row order when it was built ("true" or
@@ -229,16 +242,18 @@ def build_events(
     log: logging.Logger,
     source: str | None = None,
     writers: int = 2,
+    lineage: str | None = None,
 ) -> None:
     """:func:`place_events`, then :func:`build_event_tables` from the placement table it wrote.
 
     ``outputs`` maps ``decoded`` and ``clock_changes`` (see :func:`place_events`) and, optionally,
-    ``events`` and ``raw_events`` (see :func:`build_event_tables`) to Parquet paths.
+    ``events`` and ``raw_events`` (see :func:`build_event_tables`) to Parquet paths (or, for the
+    tables, cells manifests: then ``lineage`` is needed).
     """
-    place_events(windows, outputs, timezone, pump_clock, log, source)
+    place_events(windows, outputs, timezone, pump_clock, log, source, lineage)
     tables = {k: outputs[k] for k in EVENT_TABLES if k in outputs}
     if tables:
-        build_event_tables(windows, outputs["decoded"], tables, source, writers)
+        build_event_tables(windows, outputs["decoded"], tables, source, writers, lineage, log)
 
 
 #: The tables with a row per kept event that :func:`build_event_tables` writes.
@@ -252,6 +267,7 @@ def place_events(
     pump_clock: str,
     log: logging.Logger,
     source: str | None = None,
+    lineage: str | None = None,
 ) -> None:
     """Union every normalised window, keep one row per event identity, and place every event in time.
 
@@ -303,6 +319,7 @@ def place_events(
             "file_row_number": _take(keys["row"], kept),
             "utc_offset_seconds": offset,
             "time_reliable": reliable,
+            "cell": _cells_of(_take(keys["pump_us"], kept), offset),
         }
         change_offsets = _change_offsets(keys, kept, offset, changes)
         del keys, kept, offset, reliable
@@ -319,7 +336,13 @@ def place_events(
         )
         con.unregister("placement_rows")
         _write_clock_changes(
-            con, changes, change_offsets, serial_names, outputs["clock_changes"], _metadata(source, "clock_changes")
+            con,
+            changes,
+            change_offsets,
+            serial_names,
+            outputs["clock_changes"],
+            _metadata(source, "clock_changes"),
+            lineage,
         )
     finally:
         con.close()
@@ -327,7 +350,13 @@ def place_events(
 
 
 def build_event_tables(
-    windows: list[str], decoded: str, outputs: dict[str, str], source: str | None = None, writers: int = 2
+    windows: list[str],
+    decoded: str,
+    outputs: dict[str, str],
+    source: str | None = None,
+    writers: int = 2,
+    lineage: str | None = None,
+    log: logging.Logger | None = None,
 ) -> dict[str, int]:
     """events and raw_events: every event the placement table ``decoded`` (:func:`place_events`)
     keeps, in its order (pump_serial, sequence_group, seq_num), with its time.
@@ -339,6 +368,10 @@ def build_event_tables(
     their number.  With ``source``, each carries the key-value metadata of its full-range export.
     The windows must be those the placement table was built from, else ValueError.  Returns the
     rows written to each table.
+
+    Paths ending ``.cells.json`` keep the tables as time cells instead (:mod:`tandem_export.cells`,
+    :func:`_write_event_cells`): only the cells whose events or placement changed since the
+    manifests there were written (with the same ``lineage``) are written again.
     """
     unknown = sorted(set(outputs) - set(EVENT_TABLES))
     if unknown:
@@ -353,6 +386,12 @@ def build_event_tables(
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
     scan_in_order = json.loads(meta.get(SCAN_ORDER_KEY, "false")) is True
+    if all(cells.is_manifest(p) for p in outputs.values()):
+        if lineage is None:
+            raise ValueError("event tables kept as cells need the lineage they are built with")
+        return _write_event_cells(windows, fingerprint, placement, outputs, lineage, writers, log)
+    if any(cells.is_manifest(p) for p in outputs.values()):
+        raise ValueError("events and raw_events are either both cells or both single files")
     return _write_event_tables(
         windows, present, [f[1] for f in fingerprint], placement, outputs, scan_in_order, source, writers
     )
@@ -736,6 +775,143 @@ def _write_event_tables(
     return {name: written[name] for name in selects}
 
 
+def _cells_of(pump_us: np.ndarray, offset_s: np.ndarray) -> np.ndarray:
+    """The time cell (:mod:`tandem_export.cells`) of each event's instant: pump time (microseconds
+    since 1970, as if UTC; the largest int64 where there is none) minus the UTC offset, floor-divided
+    by the cell length from the grid's epoch; NO_TIME_CELL where there is no pump time."""
+    missing = pump_us == np.iinfo(np.int64).max
+    instant = np.where(missing, 0, pump_us) - offset_s * 1_000_000
+    cell = np.floor_divide(instant - cells.EPOCH_US, cells.CELL_MICROSECONDS)
+    cell[missing] = NO_TIME_CELL
+    return cell
+
+
+def _cell_runs(cell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of each cell: (order, cell numbers, bounds) where ``order`` lists the rows cell by
+    cell (event order kept within a cell), and the rows of cell ``cells[i]`` are
+    ``order[bounds[i]:bounds[i + 1]]``."""
+    order = np.argsort(cell, kind="stable")
+    ordered = cell[order]
+    starts = (
+        np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+        if len(ordered)
+        else np.array([], np.int64)
+    )
+    return order, ordered[starts], np.concatenate([starts, [len(ordered)]]).astype(np.int64)
+
+
+#: Versions the digest of an event cell: bump when what a cell's rows are made of changes in a way
+#: the lineage (the package's code digest among them) would not show.
+EVENT_CELLS_VERSION = "event-cells/1"
+
+
+def _event_cell_digests(windows: list[str], placement: dict[str, np.ndarray], lineage: str):
+    """Per cell of the placement: (cell or None, rows of the placement in event order, digest).
+
+    The digest covers what the cell's rows are built from: the lineage, and of each event (in event
+    order) its window file's name (content-addressed: it changes with the window's contents or the
+    decoder), its row there, its UTC offset and its reliability.  Equal digests, equal rows."""
+    names = np.array(
+        [int.from_bytes(hashlib.sha256(Path(w).name.encode()).digest()[:8], "little", signed=True) for w in windows]
+        or [0],
+        dtype=np.int64,
+    )
+    order, numbers, bounds = _cell_runs(placement["cell"])
+    out = []
+    for i, number in enumerate(numbers.tolist()):
+        rows = order[bounds[i] : bounds[i + 1]]
+        w = placement["window_index"][rows]
+        parts = [names[w], placement["file_row_number"][rows], placement["utc_offset_seconds"][rows]]
+        digest = cells.digest_of(
+            EVENT_CELLS_VERSION,
+            lineage,
+            *(np.ascontiguousarray(p, dtype=np.int64).tobytes() for p in parts),
+            np.ascontiguousarray(placement["time_reliable"][rows], dtype=np.bool_).tobytes(),
+        )
+        out.append((None if number == NO_TIME_CELL else int(number), rows, digest))
+    return out
+
+
+def _write_event_cells(
+    windows: list[str],
+    fingerprint: list[list],
+    placement: dict[str, np.ndarray],
+    manifests: dict[str, str],
+    lineage: str,
+    writers: int,
+    log: logging.Logger | None,
+) -> dict[str, int]:
+    """events and/or raw_events as time cells (the keys of ``manifests``, manifest paths): each cell
+    whose digest (:func:`_event_cell_digests`) is that of the previous build keeps its file; each
+    other is built from the windows that hold its events, joined to its placement rows, sorted in
+    export order (timestamp, pump_serial, sequence_group, seq_num).  Returns the rows of each table."""
+    digests = _event_cell_digests(windows, placement, lineage)
+    stores = {name: cells.CellStore(path, name, lineage) for name, path in manifests.items()}
+    keys_sql = f"{EVENT_KEY_COLUMNS}, utc_offset_seconds // 60 AS utc_offset_minutes, time_reliable"
+    columns = {
+        "events": f"{keys_sql}, {decode.data_json_expr()} AS data",
+        "raw_events": f"{keys_sql}, properties, record",
+    }
+    jobs = []
+    for cell, rows, digest in digests:
+        for name, store in stores.items():
+            if not store.keep(cell, digest):
+                jobs.append((name, cell, rows, digest))
+    if log is not None:
+        log.info(
+            "%d cell(s) of %d days; written again: %s",
+            len(digests),
+            cells.CELL_DAYS,
+            ", ".join(f"{n} {sum(1 for j in jobs if j[0] == n)}" for n in stores) or "none",
+        )
+    order = "ORDER BY timestamp, pump_serial, sequence_group, seq_num"
+
+    def placed(con, rows: np.ndarray) -> str:
+        """SQL of the events of ``rows`` (placement rows) with their time, from their windows only."""
+        used = np.unique(placement["window_index"][rows]).tolist()
+        paths = [windows[i] for i in used]
+        source = f"read_parquet({_files(paths)}, union_by_name := true)"
+        present = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+        index = f"CAST([{', '.join(map(str, used))}] AS INTEGER[])[CAST(file_index AS BIGINT) + 1]"
+        con.register("cell_placement", {k: placement[k][rows] for k in PLACEMENT_COLUMNS})
+        return f"""SELECT w.*, p.utc_offset_seconds, p.time_reliable,
+                   timezone('UTC', w.pump_time - to_seconds(p.utc_offset_seconds)) AS timestamp
+            FROM (SELECT {decode.full_select(present)}, {index} AS window_index, file_row_number FROM {source}) w
+            JOIN cell_placement p USING (window_index, file_row_number)"""
+
+    def run(writer: _Writer, i: int) -> None:
+        name, cell, rows, digest = jobs[i]
+        body = placed(writer.con, rows)
+        written = stores[name].write(writer.con, cell, digest, f"SELECT {columns[name]} FROM ({body}) {order}")
+        writer.con.unregister("cell_placement")
+        if written != len(rows):
+            raise ValueError(f"{name}: cell {cells.cell_label(cell)} has {written} rows, its placement {len(rows)}")
+
+    def setup(c) -> None:
+        """Nothing: each job reads the windows of its own cell."""
+
+    count = max(1, min(int(writers), len(jobs)))
+    with _writers(count, next(iter(manifests.values())), setup) as pool:
+        con = pool[0].con
+        _create_windows_view(con, windows)
+        con.register("cell_placement", {k: placement[k][:0] for k in PLACEMENT_COLUMNS})
+        for name, store in stores.items():
+            store.write_schema(
+                con,
+                f"""SELECT {columns[name]} FROM (SELECT w.* EXCLUDE (window_index, file_row_number),
+                    p.utc_offset_seconds, p.time_reliable,
+                    timezone('UTC', w.pump_time - to_seconds(p.utc_offset_seconds)) AS timestamp
+                FROM windows w JOIN cell_placement p USING (window_index, file_row_number))""",
+            )
+        con.unregister("cell_placement")
+        _run_concurrently(pool, [(i, ()) for i in range(len(jobs))], run)
+    counts = {}
+    for name, store in stores.items():
+        store.commit()
+        counts[name] = sum(c["rows"] for c in store.written())
+    return counts
+
+
 def _change_offsets(keys, kept, offset, changes) -> list[int | None]:
     """The UTC offset of each clock change's own record: the kept row of its pump and sequence
     number, the one with the lowest sequence_group (NULL first) when there are several."""
@@ -755,7 +931,9 @@ def _change_offsets(keys, kept, offset, changes) -> list[int | None]:
     return [best[(s, c.seq_num)][1] if (s, c.seq_num) in best else None for s, c in changes]
 
 
-def _write_clock_changes(con, changes, change_offsets, serial_names, path: str, metadata) -> None:
+def _write_clock_changes(
+    con, changes, change_offsets, serial_names, path: str, metadata, lineage: str | None = None
+) -> None:
     """clock_changes: each change with the UTC offset of its record, ordered by time."""
     found = [o is not None for o in change_offsets]
     con.register(
@@ -771,7 +949,7 @@ def _write_clock_changes(con, changes, change_offsets, serial_names, path: str, 
             "found": np.array(found, dtype=bool),
         },
     )
-    _write_parquet(
+    _write_table(
         con,
         f"""SELECT timezone('UTC', pump_time_after - to_seconds(utc_offset_seconds)) AS timestamp,
                   pump_time_after AS pump_time, pump_serial, seq_num, pump_time_before, pump_time_after,
@@ -784,8 +962,23 @@ def _write_clock_changes(con, changes, change_offsets, serial_names, path: str, 
            ORDER BY timestamp, pump_serial, seq_num""",
         path,
         metadata,
+        lineage,
     )
     con.unregister("changes_rows")
+
+
+def _write_table(con, select: str, path: str, metadata: dict[str, str] | None, lineage: str | None) -> int:
+    """Write the rows of ``select`` to ``path``: time cells when it names a manifest (``.cells.json``;
+    then ``lineage`` is needed), else one Parquet file carrying ``metadata``.  Returns the rows."""
+    if not cells.is_manifest(path):
+        return _write_parquet(con, select, path, metadata)
+    if lineage is None:
+        raise ValueError(f"{path}: a table kept as cells needs the lineage it is built with")
+    name = cells.table_name(path)
+    store = cells.CellStore(path, name, lineage)
+    rows = cells.write_from_select(con, select, store, export.order_columns(_columns(con, select)))
+    store.commit()
+    return rows
 
 
 # --- derived tables -------------------------------------------------------------------------------
@@ -845,15 +1038,9 @@ def _read_placement(con, windows: list[str], decoded: str) -> tuple[list[list], 
             f"{decoded} was not built from these {len(windows)} window(s) (another list, or windows changed since); "
             "build the placement table again"
         )
-    dtypes = {
-        "window_index": np.int32,
-        "file_row_number": np.int64,
-        "utc_offset_seconds": np.int64,
-        "time_reliable": np.bool_,
-    }
     source = f"read_parquet({sql_str(str(decoded))})"
     count = con.sql(f"SELECT count(*) FROM {source}").fetchall()[0][0]
-    placement = _fetch_numpy(con.sql(f"SELECT {', '.join(PLACEMENT_COLUMNS)} FROM {source}"), dtypes, count)
+    placement = _fetch_numpy(con.sql(f"SELECT {', '.join(PLACEMENT_COLUMNS)} FROM {source}"), _PLACEMENT_DTYPES, count)
     return fingerprint, placement, meta
 
 
@@ -891,6 +1078,7 @@ def build_tables(
     log: logging.Logger,
     source: str | None = None,
     writers: int = 2,
+    lineage: str | None = None,
 ) -> None:
     """Build every derived table named in ``outputs`` (name -> Parquet path) in one process.
 
@@ -904,7 +1092,13 @@ def build_tables(
     one) build the tables side by side; every file is written atomically, and the bytes do not
     depend on the number of writers.  With ``source`` (the data's label), each table
     carries the key-value metadata of its full-range export.
+
+    An output path ending ``.cells.json`` keeps that table as time cells (:mod:`tandem_export.cells`,
+    :func:`tandem_export.cells.write_from_select`): only the cells whose contents changed since the
+    manifest there was written (with the same ``lineage``) are written again.
     """
+    if lineage is None and any(cells.is_manifest(p) for p in outputs.values()):
+        raise ValueError("tables kept as cells need the lineage they are built with")
     known = _table_names()
     unknown = sorted(set(outputs) - set(known))
     if unknown:
@@ -928,11 +1122,9 @@ def build_tables(
         began = time.perf_counter()
         sql = table_sql(name)
         for other in needs[name]:
-            writer.con.sql(
-                f"CREATE OR REPLACE TEMP VIEW {other} AS SELECT * FROM read_parquet({sql_str(outputs[other])})"
-            )
+            writer.con.sql(f"CREATE OR REPLACE TEMP VIEW {other} AS SELECT * FROM {cells.source_sql(outputs[other])}")
         _create_table_views(writer.con, sql, name, set(needs[name]))
-        rows[name] = _write_parquet(writer.con, sql, outputs[name], _metadata(source, name))
+        rows[name] = _write_table(writer.con, sql, outputs[name], _metadata(source, name), lineage)
         seconds[name] = time.perf_counter() - began
 
     with _writers(max(1, int(writers)), beside, setup) as pool:
@@ -960,6 +1152,11 @@ _REFUSED_ROWS = (
 )
 
 
+def _columns(con, select: str) -> list[str]:
+    """The column names of ``select``."""
+    return [row[0] for row in con.sql(f"DESCRIBE {select}").fetchall()]
+
+
 def table_warnings(outputs: dict[str, str]) -> list[str]:
     """One line per kind of row a derived table just written (name -> Parquet path) keeps only as
     "no value" (see _REFUSED_ROWS), with how many."""
@@ -968,7 +1165,7 @@ def table_warnings(outputs: dict[str, str]) -> list[str]:
     try:
         for name, where, message in _REFUSED_ROWS:
             if name in outputs:
-                n = con.sql(f"SELECT count(*) FROM read_parquet({sql_str(outputs[name])}) WHERE {where}").fetchall()
+                n = con.sql(f"SELECT count(*) FROM {cells.source_sql(outputs[name])} WHERE {where}").fetchall()
                 if n[0][0]:
                     out.append(f"{name}: " + message.format(n=n[0][0]))
     finally:
