@@ -58,7 +58,10 @@ rule derived_tables:
         decoded="data/{acct}tables/decoded.parquet",
         fetched=fetched_manifests,
     output:
-        [update(f"data/{{acct}}tables/{name}.cells.json") for name in cfg.DERIVED_TABLES],
+        [
+            update(f"data/{{acct}}tables/{name}.cells.json")
+            for name in cfg.DERIVED_TABLES
+        ],
     log:
         "logs/{acct}tables/derived.log",
     # Before the exports of the event tables: the database and the derived exports wait for it.
