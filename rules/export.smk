@@ -139,7 +139,8 @@ rule database:
         tables=expand("data/{{acct}}tables/{table}.cells.json", table=TABLES),
         fetched=fetched_manifests,
     output:
-        f"exports/{{acct}}{cfg.DATABASE}",
+        # Updated in place (tandem_export.database); Snakemake restores it if the job fails.
+        update(f"exports/{{acct}}{cfg.DATABASE}"),
     log:
         f"logs/{{acct}}export/{cfg.DATABASE}.log",
     # The longest single-threaded job: started as soon as every table exists.

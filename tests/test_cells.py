@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from tandem_export import cells, export, tables
+from tandem_export import cells, database, export, tables
 from tandem_export.config import DERIVED_TABLES, TABLES
 from tandem_export.normalize import normalize_file
 from test_times import History
@@ -102,6 +102,9 @@ def _build(windows: list[str], out: Path) -> list[str]:
                 export.export_table(
                     str(out / f"{name}.cells.json"), str(out / "exports" / f"{name}.{fmt}"), None, None, "demo", LOG
                 )
+        database.export_database(
+            {n: str(out / f"{n}.cells.json") for n in TABLES}, str(out / "tandem.duckdb"), "demo", LOG
+        )
     finally:
         LOG.removeHandler(handler)
     return lines
@@ -117,7 +120,22 @@ def _snapshot(out: Path) -> dict[str, bytes]:
             files[str(Path(path).relative_to(out))] = Path(path).read_bytes()
     for path in sorted((out / "exports").iterdir()):
         files[f"exports/{path.name}"] = path.read_bytes()
+    files["tandem.duckdb"] = _database_dump(out / "tandem.duckdb")
     return files
+
+
+def _database_dump(path: Path) -> bytes:
+    """Every table of a database (bookkeeping included): its columns and types, then its rows in the
+    order ``SELECT *`` returns them (DuckDB stamps each new file with a random id, so not its bytes)."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        out = []
+        for (name,) in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall():
+            out.append(repr((name, con.execute(f'DESCRIBE "{name}"').fetchall())))
+            out.extend(repr(row) for row in con.execute(f'SELECT * FROM "{name}"').fetchall())
+        return "\n".join(out).encode()
+    finally:
+        con.close()
 
 
 def _cell_files(out: Path, table: str) -> dict[str, tuple[int, int]]:
@@ -177,6 +195,9 @@ def test_a_new_day_rewrites_only_the_last_cell(tmp_path):
     kept = {t: _cell_files(inc, t) for t in ("events", "raw_events", "basal_deliveries")}
     lines = _build(_windows(raw, h, _grid_cuts(h)), inc)
     assert "4 cell(s) of 28 days; written again: events 1, raw_events 1" in lines
+    # The database was updated in place: the last cell of each event table deleted and inserted.
+    assert "events: 1 of 4 cell(s) written again" in lines and "raw_events: 1 of 4 cell(s) written again" in lines
+    assert any(line.endswith("tables updated in place -> " + str(inc / "tandem.duckdb")) for line in lines), lines
     for table, before in kept.items():
         now = _cell_files(inc, table)
         assert [c["cell"] for c in cells.read_manifest(inc / f"{table}.cells.json")["cells"]] == [225, 226, 227, 228]
@@ -220,6 +241,8 @@ def test_a_late_upload_fills_an_old_window(tmp_path):
     inc, lines = _assert_incremental_equals_scratch(tmp_path, h, gap, cuts)
     # The first window's days are in cells 221 (to 2025-01-06) and 222: those two only are written.
     assert "4 cell(s) of 28 days; written again: events 2, raw_events 2" in lines, lines
+    # In the database every cell from the first changed one on is written again, to keep its order.
+    assert "events: 4 of 4 cell(s) written again" in lines, lines
 
 
 def test_a_duplicate_arriving_in_a_new_window(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from tandem_export import config, export, storage  # noqa: E402
+from tandem_export import config, database, export, storage  # noqa: E402
 
 LOG = logging.getLogger("test")
 UTC = dt.UTC
@@ -151,7 +151,7 @@ def test_database_tables_keep_export_order(tmp_path):
     table = tmp_path / "cgm_readings.parquet"
     _write(rows, table)  # not in order: the database sorts it
     out = tmp_path / "tandem.duckdb"
-    export.export_database({"cgm_readings": str(table)}, str(out), "test", LOG)
+    database.export_database({"cgm_readings": str(table)}, str(out), "test", LOG)
     con = duckdb.connect(str(out), read_only=True)
     got = [v for (v,) in con.sql("SELECT value FROM cgm_readings").fetchall()]
     con.close()
@@ -209,5 +209,5 @@ def test_temporaries_of_a_killed_writer_are_removed_by_the_next_one(tmp_path):
     other = exports / ".cgm_readings.parquet.k1ll3d.tmp"  # another target's: left to its own writer
     other.write_text("x")
     export.export_table(str(table), str(exports / "cgm_readings.csv"), None, None, "test", LOG)
-    export.export_database({"cgm_readings": str(table)}, str(exports / "tandem.duckdb"), "test", LOG)
+    database.export_database({"cgm_readings": str(table)}, str(exports / "tandem.duckdb"), "test", LOG)
     assert sorted(p.name for p in exports.iterdir()) == [other.name, "cgm_readings.csv", "tandem.duckdb"]

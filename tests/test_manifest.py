@@ -50,7 +50,11 @@ def rows_of(path: Path) -> int:
         return records
     con = duckdb.connect(str(path), read_only=True)
     try:
-        names = [r[0] for r in con.sql("SHOW TABLES").fetchall() if r[0] != "export_info"]
+        names = [
+            r[0]
+            for r in con.sql("SHOW TABLES").fetchall()
+            if r[0] not in ("export_info", "export_tables", "export_cells")
+        ]
         return sum(con.sql(f'SELECT count(*) FROM "{n}"').fetchall()[0][0] for n in names)
     finally:
         con.close()

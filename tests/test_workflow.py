@@ -273,7 +273,7 @@ def test_duckdb_database_holds_every_table_with_all_rows(demo_run):
     try:
         con.sql("SET TimeZone = 'UTC'")
         names = {name for (name,) in con.sql("SELECT table_name FROM information_schema.tables").fetchall()}
-        assert names == {*TABLES, "export_info"}
+        assert names == {*TABLES, "export_info", "export_tables", "export_cells"}
         info = dict(con.sql("SELECT key, value FROM export_info").fetchall())
         assert "demo" in info["source"]
         for table in TABLES:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -13,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .cells import csv_body_path, digest_of, files, folder, is_manifest, read_manifest, source_sql, table_name
-from .storage import atomic_path, connect, remove_stale_temporaries, sql_str
+from .storage import atomic_path, connect, sql_str
 
 #: Written into every exported Parquet file's key-value metadata.
 PRODUCER = "tandem-export pipeline"
@@ -260,56 +259,3 @@ def _csv_from_cells(con, manifest: str, cells_in, cols: str, cond: str, options:
                     copy(f"SELECT {cols} FROM {source} WHERE {cond}", body, False)
                 with open(body, "rb") as fh:
                     shutil.copyfileobj(fh, sink, 1 << 20)
-
-
-def export_database(tables: dict[str, str], out: str, source: str, log: logging.Logger) -> dict[str, int]:
-    """Write one DuckDB database file holding every table of ``tables`` (name -> Parquet), all rows;
-    return the rows of each table (name -> rows, in the order of ``tables``).
-
-    Each table keeps its name, column names and types, with rows sorted as in the other exports;
-    a small table ``export_info`` (key, value) says where the data came from (``source``), so demo
-    data stays labelled.  The database is written in a temporary folder beside ``out`` under its
-    final file name (DuckDB records the name inside the file) and then renamed, so ``out`` is
-    either complete or absent.  DuckDB gives every new file a random identifier, so a rebuild has
-    the same contents but not the same bytes.
-    """
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    counts: dict[str, int] = {}
-    try:
-        tmp = folder / target.name
-        con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False, "threads": 1})
-        try:
-            con.sql("SET TimeZone = 'UTC'")
-            con.sql("SET preserve_insertion_order = true")
-            con.sql("SET memory_limit = '1GB'")  # sorts spill to disk beside the database
-            con.sql("SET enable_progress_bar = false")
-            # Text columns compressed with zstd rather than DuckDB's choice of dictionary/FSST: at 1M
-            # events the database is built in 2.9 s instead of 3.7 s and is 92 MB instead of 110 MB
-            # (the JSON text of events and raw_events is most of it); numbers keep their own methods.
-            con.sql("SET force_compression = 'zstd'")
-            for name, path in tables.items():
-                rows_sql = source_sql(path)
-                names = [c[0] for c in con.sql(f"DESCRIBE SELECT * FROM {rows_sql}").fetchall()]
-                keys = order_columns(names)
-                # Cells are in export order by construction; a single file is checked.
-                in_order = is_manifest(path) or stored_in_order(path, keys)
-                order = "" if in_order else f" ORDER BY {', '.join(keys)}"
-                con.sql(f'CREATE TABLE "{name}" AS SELECT * FROM {rows_sql}{order}')
-                rows = counts[name] = con.sql(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
-                log.info("%s: %d rows", name, rows)
-            con.sql("CREATE TABLE export_info (key VARCHAR, value VARCHAR)")
-            con.executemany(
-                "INSERT INTO export_info VALUES (?, ?)",
-                [["source", source], ["producer", PRODUCER], ["tables", ", ".join(tables)]],
-            )
-            con.sql("CHECKPOINT")
-        finally:
-            con.close()
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    log.info("%d tables -> %s", len(tables), out)
-    return counts
