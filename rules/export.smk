@@ -154,6 +154,36 @@ rule database:
         "../scripts/export_database.py"
 
 
+rule datasets:
+    # `snakemake -c1 datasets`: every table of every account as a Hive-partitioned Parquet dataset.
+    input:
+        [
+            f"exports/{prefix}{table}/{cfg.DATASET_MARKER}"
+            for prefix in ACCOUNTS
+            for table in TABLES
+        ],
+        ALL_FETCHED,
+
+
+rule export_datasets:
+    # Every table's dataset exports/{table}/ (tandem_export.dataset), all rows, in one job; only the
+    # partitions of changed cells are written. Each marker is updated in place.
+    input:
+        tables=expand("data/{{acct}}tables/{table}.cells.json", table=TABLES),
+        fetched=fetched_manifests,
+    output:
+        [update(f"exports/{{acct}}{table}/{cfg.DATASET_MARKER}") for table in TABLES],
+    log:
+        "logs/{acct}export/datasets.log",
+    conda:
+        "../envs/tandem.yaml"
+    params:
+        source=lambda wc: account(wc).source_label,
+        lineage=lineage,
+    script:
+        "../scripts/export_datasets.py"
+
+
 rule unknown_export:
     # Matches only names no rule above can build, and stops with the valid names.
     output:

@@ -24,6 +24,8 @@ rule place_events:
         # Written into the clock_changes metadata, as in its export.
         source=lambda wc: account(wc).source_label,
         lineage=lineage,
+        # What the cells are built with (cfg.Settings.cells_lineage: no window list).
+        cells_lineage=lambda wc: account(wc).cells_lineage,
     script:
         "../scripts/place_events.py"
 
@@ -48,6 +50,8 @@ rule events:
     params:
         source=lambda wc: account(wc).source_label,
         lineage=lineage,
+        # What the cells are built with (cfg.Settings.cells_lineage: no window list).
+        cells_lineage=lambda wc: account(wc).cells_lineage,
     script:
         "../scripts/build_events.py"
 
@@ -76,5 +80,7 @@ rule derived_tables:
         names=cfg.DERIVED_TABLES,
         source=lambda wc: account(wc).source_label,
         lineage=lineage,
+        # What the cells are built with (cfg.Settings.cells_lineage: no window list).
+        cells_lineage=lambda wc: account(wc).cells_lineage,
     script:
         "../scripts/build_tables.py"

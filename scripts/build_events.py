@@ -11,7 +11,7 @@ def body(log):
     # One single-threaded writer per thread the rule was given (the bytes do not depend on it).
     writers = snakemake.threads  # noqa: F821
     source = snakemake.params.source  # noqa: F821
-    lineage = snakemake.params.lineage  # noqa: F821
+    lineage = snakemake.params.cells_lineage  # noqa: F821
     rows = tables.build_event_tables(read_index(inputs.index), inputs.decoded, outputs, source, writers, lineage, log)
     for name, path in outputs.items():
         log.info("%s: %d rows -> %s", name, rows[name], path)

@@ -9,7 +9,9 @@ def body(log):
     outputs = dict(zip(params.names, snakemake.output, strict=True))  # noqa: F821
     # One single-threaded writer per thread the rule was given (the bytes do not depend on it).
     writers = snakemake.threads  # noqa: F821
-    tables.build_tables(read_index(inputs.index), inputs.decoded, outputs, log, params.source, writers, params.lineage)
+    tables.build_tables(
+        read_index(inputs.index), inputs.decoded, outputs, log, params.source, writers, params.cells_lineage
+    )
 
 
 runlog.run(snakemake, "derived_tables", body)  # noqa: F821

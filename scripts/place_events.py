@@ -19,7 +19,8 @@ def body(log):
         )
     else:
         log.info("time zone %s (%s); pump clock model %s", p.timezone, p.timezone_from, p.pump_clock)
-    tables.place_events(read_index(snakemake.input.index), outputs, p.timezone, p.pump_clock, log, p.source, p.lineage)  # noqa: F821
+    index = read_index(snakemake.input.index)  # noqa: F821
+    tables.place_events(index, outputs, p.timezone, p.pump_clock, log, p.source, p.cells_lineage)
 
 
 runlog.run(snakemake, "place_events", body)  # noqa: F821

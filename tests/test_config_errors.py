@@ -524,3 +524,15 @@ def test_timezone_local_is_a_warning_at_parse_time_and_in_the_place_events_log(t
     log = (workdir / "logs" / "tables" / "place_events.log").read_text()
     assert "WARNING: time zone UTC (local (this machine's zone)): pump times are read in this machine's zone" in log
     assert "2025-03-01T10:00:00Z" in (workdir / "exports" / "basal_deliveries.csv").read_text()  # UTC, as the machine
+
+
+def test_a_new_saved_file_changes_the_lineage_but_not_the_cells_lineage(tmp_path, monkeypatch):
+    # The cells' digests cover the windows their rows come from; their lineage leaves the list out,
+    # so that a new file (a new day) keeps the cells it does not touch.  A new zone changes both.
+    one = {"source": "file", "files": ["saved.json"], "timezone": "Europe/Berlin"}
+    (before,) = settings_for(tmp_path, monkeypatch, **one).values()
+    (tmp_path / "more.json").write_text('{"events": [], "clockChanges": []}')
+    (after,) = settings_for(tmp_path, monkeypatch, **{**one, "files": ["saved.json", "more.json"]}).values()
+    assert after.lineage != before.lineage and after.cells_lineage == before.cells_lineage
+    (moved,) = settings_for(tmp_path, monkeypatch, **{**one, "timezone": "Asia/Tokyo"}).values()
+    assert moved.cells_lineage != before.cells_lineage and moved.lineage != before.lineage

@@ -172,13 +172,13 @@ def jobs_run(proc) -> list[str]:
 def test_a_fetch_that_brings_nothing_new_reruns_nothing_else(tmp_path, server):
     workdir, env = setup_workdir(tmp_path, server)
     run(workdir, env)
-    made = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (workdir / "exports").iterdir()}
+    made = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (workdir / "exports").rglob("*") if p.is_file()}
     server.clear_requests()
     proc = run(workdir, env)
     # The range is open: the trailing windows are asked for again, and nothing else runs.
     assert pump_logs_requests(server)
     assert jobs_run(proc) == ["fetch"], proc.stderr
-    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (workdir / "exports").iterdir()} == made
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (workdir / "exports").rglob("*") if p.is_file()} == made
     # New data: every job after the fetch runs again and the exports hold it.
     current = next(p for p in server.pumps if not p.retired)
     before = pq.read_table(workdir / "exports" / "cgm_readings.parquet").num_rows

@@ -34,7 +34,9 @@ def manifest(workdir: Path) -> dict:
 def files_under(folder: Path) -> list[str]:
     """Every file under ``folder`` but the manifest, relative, "/" separated (read independently)."""
     return sorted(
-        p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "MANIFEST.json"
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != "MANIFEST.json" and not p.name.startswith(".")  # (hidden: .dataset.json)
     )
 
 
@@ -74,10 +76,15 @@ def test_manifest_lists_every_export_with_its_rows_and_sha256(demo):
         assert "demo" in entry["source"] and "account" not in entry
         if entry["path"] == "tandem.duckdb":
             assert entry["table"] is None and sum(entry["tables"].values()) == entry["rows"]
+        elif "/" in entry["path"]:  # exports/{table}/utc_period=.../part-0.parquet
+            assert entry["table"] == entry["path"].split("/")[0] and entry["start"] is None
         else:
             assert entry["table"] == entry["path"].split(".")[0].split("_2025")[0]
     # (MANIFEST.json itself is the only file the manifest adds under exports/; records live in data/)
-    assert not [p for p in exports.rglob("*") if p.name.endswith(".json") and p.name != "MANIFEST.json"]
+    # (and the datasets' hidden markers, which only Snakemake reads)
+    assert not [
+        p for p in exports.rglob("*") if p.name.endswith(".json") and p.name not in ("MANIFEST.json", ".dataset.json")
+    ]
 
 
 def test_a_range_export_is_recorded_with_its_range(demo):
@@ -145,3 +152,30 @@ def test_a_failed_run_after_a_settings_change_ends_naming_the_exports_left_older
     assert again.returncode != 0
     assert STALE_PREFIX not in again.stderr
     assert last_line(again) == "At least one job did not complete successfully."
+
+
+def test_the_datasets_target_writes_every_tables_partitions_recorded_in_the_manifest(demo, tmp_path):
+    workdir = tmp_path / "wf"
+    shutil.copytree(demo, workdir, symlinks=True)
+    proc = snakemake(workdir, "-c1", "datasets")
+    assert "export_datasets" in proc.stderr
+    m = manifest(workdir)
+    parts = [f for f in m["files"] if "/" in f["path"]]
+    # The 90 demo days (2025-04-02 .. 2025-06-30) lie in four 28-day cells from 2008-01-01 (from
+    # 2025-04-01, 04-29, 05-27 and 06-24) for twelve tables; the one suspension lies in one, and the
+    # table without rows (clock_changes) has one empty part that gives its columns.
+    periods = ["2025-04-01_2025-04-28", "2025-04-29_2025-05-26", "2025-05-27_2025-06-23", "2025-06-24_2025-07-21"]
+    assert len(parts) == 12 * 4 + 1 + 1
+    assert {f["path"] for f in parts if f["table"] == "cgm_readings"} == {
+        f"cgm_readings/utc_period={p}/part-0.parquet" for p in periods
+    }
+    assert [f["path"] for f in parts if f["table"] == "clock_changes"] == [
+        "clock_changes/utc_period=no-time/part-0.parquet"
+    ]
+    whole = {f["path"]: f["rows"] for f in m["files"] if "/" not in f["path"]}
+    for table in {f["table"] for f in parts}:
+        assert sum(f["rows"] for f in parts if f["table"] == table) == whole[f"{table}.parquet"], table
+    for f in parts:
+        assert f["settings"] == m["settings"][""] and "demo" in f["source"] and "account" not in f
+        assert f["rows"] == pq.read_metadata(workdir / "exports" / f["path"]).num_rows
+    assert "Nothing to be done" in snakemake(workdir, "-c1", "datasets").stderr

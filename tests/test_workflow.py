@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import json
 import logging
+import shutil
 import warnings
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -206,11 +207,11 @@ def test_rerun_says_nothing_to_be_done_and_rebuild_is_byte_identical(demo_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "snakemake.persistence" in imported and "pandas" not in imported
-    before = {p.name: p.read_bytes() for p in (demo_run / "exports").iterdir()}
-    for p in (demo_run / "exports").iterdir():
-        p.unlink()
+    exports = demo_run / "exports"
+    before = {p.relative_to(exports).as_posix(): p.read_bytes() for p in exports.rglob("*") if p.is_file()}
+    shutil.rmtree(exports)
     snakemake(demo_run, "-c2", "all")
-    after = {p.name: p.read_bytes() for p in (demo_run / "exports").iterdir()}
+    after = {p.relative_to(exports).as_posix(): p.read_bytes() for p in exports.rglob("*") if p.is_file()}
     assert before.keys() == after.keys()
     for name in before:
         if name in ("tandem.duckdb", "MANIFEST.json"):

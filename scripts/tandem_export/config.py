@@ -45,6 +45,8 @@ EXPORTED_TOGETHER = tuple(t for t in TABLES if t not in EXPORTED_ALONE)
 PUMP_CLOCK_MODELS = ("recorded_changes", "follows_zone")
 #: The DuckDB database in exports/ holding every table (all rows).
 DATABASE = "tandem.duckdb"
+#: The hidden file that stands for a table's Hive-partitioned dataset exports/{table}/ (tandem_export.dataset).
+DATASET_MARKER = ".dataset.json"
 FORMATS = ("parquet", "csv")
 #: Folder under exports/ holding the tables of every sheet account together (with an account column).
 COMBINED = "combined"
@@ -163,15 +165,29 @@ class Settings:
         an input of every job after it, so a fetch that brought nothing new reruns nothing.  The date
         range (``start``/``end``) is a parameter of the exports and the report only.
         """
+        parts = {
+            "cells": self.cells_lineage,
+            "raw": sorted(
+                [f.store, f.window, f.path, f.kind, f.pump_serial, f.origin or ""] for f in self.raw_files.values()
+            ),
+        }
+        text = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def cells_lineage(self) -> str:
+        """A digest of the settings and code every table cell (tandem_export.cells) is built with:
+        :attr:`lineage` without the list of raw windows.  A cell's own digest already covers the
+        windows its rows come from (their content-addressed names), so a new window (a new day, a
+        new saved file) leaves the cells it does not touch as they are; a change of the code, the
+        source, the time zone or pump clock model, or the demo's or Tandem account's settings
+        builds every cell again."""
         parts: dict = {
             "code": code_version(),
             "source": self.source,
             "timezone": self.timezone,
             "timezone_from": self.timezone_from,
             "pump_clock": self.pump_clock,
-            "raw": sorted(
-                [f.store, f.window, f.path, f.kind, f.pump_serial, f.origin or ""] for f in self.raw_files.values()
-            ),
         }
         if self.source == "demo":
             parts["demo"] = [self.demo_seed, self.demo_end, self.demo_days]
@@ -800,7 +816,7 @@ def not_an_export_regex(prefixes: list[str]) -> str:
     With sheet accounts, every account's own folder and the combined folder (tables only) are valid.
     """
     own = "|".join(re.escape(p) for p in prefixes)
-    valid = f"(?:{own})({_EXPORT}|{re.escape(DATABASE)})"
+    valid = f"(?:{own})({_EXPORT}|{re.escape(DATABASE)}|({'|'.join(TABLES)})/{re.escape(DATASET_MARKER)})"
     if any(prefixes):
         valid += f"|{re.escape(COMBINED)}/{_EXPORT}"
     return rf"(?!({valid})$).+"
@@ -959,6 +975,7 @@ def unknown_target_or_exit(name: str, account_ids: list[str] | None = None):
         ConfigError(
             f"exports/{name}: not an export this workflow builds; use exports/{where}TABLE.FORMAT or "
             f"exports/{where}TABLE_YYYY-MM-DD_YYYY-MM-DD.FORMAT with TABLE one of {', '.join(TABLES)} "
-            f"and FORMAT one of {', '.join(FORMATS)}, or exports/{where}{DATABASE}{accounts_note}"
+            f"and FORMAT one of {', '.join(FORMATS)}, exports/{where}TABLE/{DATASET_MARKER} (the table's "
+            f"Hive-partitioned dataset), or exports/{where}{DATABASE}{accounts_note}"
         )
     )

@@ -30,6 +30,10 @@ PRODUCER = "tandem-export pipeline"
 #: The order of an entry's keys in MANIFEST.json.
 ENTRY_KEYS = ("path", "account", "accounts", "table", "tables", "start", "end", "source", "settings", "rows", "sha256")
 _RANGE = re.compile(r"^(?P<table>.+)_(?P<start>\d{4}-\d{2}-\d{2})_(?P<end>\d{4}-\d{2}-\d{2})$")
+#: A file of a table's Hive-partitioned dataset (tandem_export.dataset): [account/]table/utc_period=P/part-0.parquet.
+_DATASET_PART = re.compile(
+    r"^(?:(?P<account>[^/]+)/)?(?P<table>[a-z][a-z0-9_]*)/utc_period=(?P<period>[0-9a-z_-]+)/part-0\.parquet$"
+)
 
 
 def combined_settings(lineages: list[str]) -> str:
@@ -41,6 +45,10 @@ def combined_settings(lineages: list[str]) -> str:
 def record_path(relative: str | Path, data: str | Path = "data") -> Path:
     """Where the record of the export ``exports/<relative>`` is kept: ``data/<dir>/export-records/<name>.json``."""
     relative = Path(relative)
+    part = _DATASET_PART.match(relative.as_posix())
+    if part:  # data/[account/]export-records/{table}/utc_period=P/part-0.parquet.json
+        folder = Path(data) / (part["account"] or "") / RECORDS / part["table"] / f"utc_period={part['period']}"
+        return folder / f"{relative.name}.json"
     return Path(data) / relative.parent / RECORDS / f"{relative.name}.json"
 
 
@@ -111,7 +119,11 @@ def _entry(entry: dict, relative: Path) -> dict:
     of exports/ has that folder as its account: a sheet account's id, or ``combined``); the rest is
     as recorded.  ``account``, ``accounts`` (the accounts of a combined export) and ``tables`` (the
     database's rows per table) appear only when they apply."""
-    account = relative.parts[0] if len(relative.parts) > 1 else None
+    part = _DATASET_PART.match(relative.as_posix())
+    if part:
+        account = part["account"]
+    else:
+        account = relative.parts[0] if len(relative.parts) > 1 else None
     full = {**entry, "path": relative.as_posix(), "account": account}
     out = {k: full.get(k) for k in ENTRY_KEYS}
     for optional in ("account", "accounts", "tables"):
@@ -143,7 +155,8 @@ def _rows_of(path: Path) -> tuple[int | None, dict[str, int] | None]:
                 tables = {n: con.sql(f'SELECT count(*) FROM "{n}"').fetchall()[0][0] for n in names}
             finally:
                 con.close()
-            tables.pop("export_info", None)
+            for bookkeeping in ("export_info", "export_tables", "export_cells"):  # (tandem_export.database)
+                tables.pop(bookkeeping, None)
             return sum(tables.values()), tables
     except Exception:  # noqa: BLE001 - not readable as its name says: listed without rows
         return None, None
@@ -154,6 +167,9 @@ def _unrecorded(path: Path, relative: Path, digest: str) -> dict:
     """The entry of a file no valid record describes: what its name and bytes tell, settings unknown."""
     stem = relative.name.split(".", 1)[0]
     match = _RANGE.match(stem)
+    part = _DATASET_PART.match(relative.as_posix())
+    if part:
+        stem = part["table"]
     rows, tables = _rows_of(path)
     return {
         "table": None if tables is not None else (match["table"] if match else stem),
@@ -251,6 +267,9 @@ def write_manifest(
 
 
 def _folder(path: str) -> str:
+    part = _DATASET_PART.match(path)
+    if part:
+        return part["account"] or ""
     return path.split("/", 1)[0] if "/" in path else ""
 
 
@@ -272,7 +291,8 @@ def stale_exports(entries: list[dict], current: dict[str, str], is_export) -> li
     stale = []
     for e in entries:
         folder = _folder(e["path"])
-        if folder in current and is_export(e["path"].rsplit("/", 1)[-1]) and e["settings"] != current[folder]:
+        export = is_export(e["path"].rsplit("/", 1)[-1]) or _DATASET_PART.match(e["path"])
+        if folder in current and export and e["settings"] != current[folder]:
             stale.append(f"exports/{e['path']}")
     return sorted(stale)
 

@@ -849,20 +849,20 @@ def _write_event_cells(
     stores = {name: cells.CellStore(path, name, lineage) for name, path in manifests.items()}
     keys_sql = f"{EVENT_KEY_COLUMNS}, utc_offset_seconds // 60 AS utc_offset_minutes, time_reliable"
     columns = {
-        "events": f"{keys_sql}, {decode.data_json_expr()} AS data",
+        "events": f"{keys_sql}, data",
         "raw_events": f"{keys_sql}, properties, record",
     }
-    jobs = []
+    jobs = []  # (tables to write, cell, placement rows, digest): both tables of a cell in one job
     for cell, rows, digest in digests:
-        for name, store in stores.items():
-            if not store.keep(cell, digest):
-                jobs.append((name, cell, rows, digest))
+        names = [name for name, store in stores.items() if not store.keep(cell, digest)]
+        if names:
+            jobs.append((names, cell, rows, digest))
     if log is not None:
         log.info(
             "%d cell(s) of %d days; written again: %s",
             len(digests),
             cells.CELL_DAYS,
-            ", ".join(f"{n} {sum(1 for j in jobs if j[0] == n)}" for n in stores) or "none",
+            ", ".join(f"{n} {sum(1 for j in jobs if n in j[0])}" for n in stores) or "none",
         )
     order = "ORDER BY timestamp, pump_serial, sequence_group, seq_num"
 
@@ -879,13 +879,34 @@ def _write_event_cells(
             FROM (SELECT {decode.full_select(present)}, {index} AS window_index, file_row_number FROM {source}) w
             JOIN cell_placement p USING (window_index, file_row_number)"""
 
+    def narrow(body: str, names: list[str]) -> str:
+        """The columns of ``body`` (placed events) that ``names`` write: the decoded fields are many,
+        and events keep only their JSON."""
+        kept = [EVENT_KEY_COLUMNS, "utc_offset_seconds", "time_reliable"]
+        if "raw_events" in names:
+            kept.append("properties, record")
+        if "events" in names:
+            kept.append(f"{decode.data_json_expr()} AS data")
+        return f"SELECT {', '.join(kept)} FROM ({body})"
+
     def run(writer: _Writer, i: int) -> None:
-        name, cell, rows, digest = jobs[i]
-        body = placed(writer.con, rows)
-        written = stores[name].write(writer.con, cell, digest, f"SELECT {columns[name]} FROM ({body}) {order}")
-        writer.con.unregister("cell_placement")
-        if written != len(rows):
-            raise ValueError(f"{name}: cell {cells.cell_label(cell)} has {written} rows, its placement {len(rows)}")
+        names, cell, rows, digest = jobs[i]
+        con = writer.con
+        # The cell's events are read and placed once (a temporary table, in export order), then
+        # each table needing it is written from them.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE cell_events AS {narrow(placed(con, rows), names)} {order}")
+        con.unregister("cell_placement")
+        try:
+            count, low, high = con.execute(
+                "SELECT count(*), CAST(min(pump_time) AS VARCHAR), CAST(max(pump_time) AS VARCHAR) FROM cell_events"
+            ).fetchall()[0]
+            if count != len(rows):
+                raise ValueError(f"cell {cells.cell_label(cell)} has {count} events, its placement {len(rows)}")
+            for name in names:
+                select = f"SELECT {columns[name]} FROM cell_events ORDER BY rowid"
+                stores[name].write(con, cell, digest, select, (int(count), low, high))
+        finally:
+            con.execute("DROP TABLE IF EXISTS cell_events")
 
     def setup(c) -> None:
         """Nothing: each job reads the windows of its own cell."""
@@ -896,13 +917,10 @@ def _write_event_cells(
         _create_windows_view(con, windows)
         con.register("cell_placement", {k: placement[k][:0] for k in PLACEMENT_COLUMNS})
         for name, store in stores.items():
-            store.write_schema(
-                con,
-                f"""SELECT {columns[name]} FROM (SELECT w.* EXCLUDE (window_index, file_row_number),
-                    p.utc_offset_seconds, p.time_reliable,
+            empty = """SELECT w.* EXCLUDE (window_index, file_row_number), p.utc_offset_seconds, p.time_reliable,
                     timezone('UTC', w.pump_time - to_seconds(p.utc_offset_seconds)) AS timestamp
-                FROM windows w JOIN cell_placement p USING (window_index, file_row_number))""",
-            )
+                FROM windows w JOIN cell_placement p USING (window_index, file_row_number)"""
+            store.write_schema(con, f"SELECT {columns[name]} FROM ({narrow(empty, [name])})")
         con.unregister("cell_placement")
         _run_concurrently(pool, [(i, ()) for i in range(len(jobs))], run)
     counts = {}
