@@ -11,8 +11,8 @@ starts after 2008, which records cannot precede), then times, each in a fresh pr
 (bench/stage.py): normalising the store (each form; then again with every window cached), placing
 the events in time, writing events and raw_events, all derived tables (one process, as the
 workflow runs them), the exports of the largest tables (Parquet and CSV), the whole
-``snakemake -c2 all`` from nothing, a rerun after appending one new day, and a rerun with nothing
-new.  It prints a Markdown table (median of the runs): events, seconds per stage,
+``snakemake -c2 all`` from nothing, a rerun after appending one new day, a rerun with nothing
+new, and a rerun after a change of zone that moves every instant (every cell built again).  It prints a Markdown table (median of the runs): events, seconds per stage,
 events per second, output sizes and peak RSS per process; ``--out`` also writes it with a
 description of the machine.
 """
@@ -142,7 +142,7 @@ def bench_size(n: int, repeats: int, tmp: Path) -> list[tuple[str, dict, str]]:
             target = out / "exports" / f"{table}.{fmt}"
             runs = [stage("export", str(out / f"{table}.parquet"), str(target)) for _ in range(repeats)]
             rows.append((f"export {table}.{fmt}", median(runs), f"{target.stat().st_size / 1e6:.1f} MB"))
-    full, rerun, nothing = [], [], []  # (the first two also report nothing_to_be_done: dropped below)
+    full, rerun, nothing, moved = [], [], [], []  # (runs that do work also report nothing_to_be_done: dropped)
     for i in range(repeats):
         wf = workflow_copy(tmp / f"wf-{n}-{i}", json_files)
         full.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
@@ -153,10 +153,17 @@ def bench_size(n: int, repeats: int, tmp: Path) -> list[tuple[str, dict, str]]:
         nothing.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
         if not nothing[-1].pop("nothing_to_be_done"):
             raise SystemExit(f"the third run in {wf} did work: a rerun with nothing new must say Nothing to be done")
+        # Another zone moves every instant (as a clock change found in the new day would): every
+        # cell is built again, from windows already normalised.
+        (wf / "bench.yaml").write_text(
+            json.dumps({**json.loads((wf / "bench.yaml").read_text()), "timezone": "America/Denver"})
+        )
+        moved.append(stage("snakemake", "-c2", "all", "--directory", str(wf), "--configfile", str(wf / "bench.yaml")))
     exports = sum(p.stat().st_size for p in (tmp / f"wf-{n}-0" / "exports").iterdir())
     rows.append(("snakemake -c2 all, from nothing", {**median(full), "events": n}, f"{exports / 1e6:.1f} MB exports"))
     rows.append(("rerun after appending one day", {**median(rerun), "events": EVENTS_PER_DAY}, ""))
     rows.append((NOTHING_NEW, median(nothing), ""))
+    rows.append(("rerun after every instant moved (another zone)", {**median(moved), "events": n}, ""))
     shutil.rmtree(where)
     return rows
 
