@@ -179,3 +179,34 @@ def test_the_datasets_target_writes_every_tables_partitions_recorded_in_the_mani
         assert f["settings"] == m["settings"][""] and "demo" in f["source"] and "account" not in f
         assert f["rows"] == pq.read_metadata(workdir / "exports" / f["path"]).num_rows
     assert "Nothing to be done" in snakemake(workdir, "-c1", "datasets").stderr
+
+
+def test_a_tampered_database_and_dataset_marker_are_rebuilt_by_the_workflow(demo, tmp_path):
+    workdir = tmp_path / "wf"
+    shutil.copytree(demo, workdir, symlinks=True)
+    snakemake(workdir, "-c1", "datasets")
+    exports = workdir / "exports"
+    rows = {t: pq.read_metadata(exports / f"{t}.parquet").num_rows for t in ("cgm_readings", "events")}
+    con = duckdb.connect(str(exports / "tandem.duckdb"))
+    con.execute("UPDATE export_tables SET table_name = 'x\"; DROP TABLE events; --' WHERE table_name = 'events'")
+    con.execute("DELETE FROM cgm_readings WHERE rowid < 10")  # rows edited by hand
+    con.close()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    marker = exports / "cgm_readings" / ".dataset.json"
+    marker.write_text(
+        '{"format": "tandem_export.dataset/1", "table": "cgm_readings", "partitions": {"../../../outside": "x"}}'
+    )
+    proc = snakemake(workdir, "-c1", "all", "datasets", "--forcerun", "database", "export_datasets")
+    assert proc.returncode == 0
+    log = (workdir / "logs" / "export" / "tandem.duckdb.log").read_text()
+    assert "built again from nothing" in log and "its table list is not valid" in log, log
+    con = duckdb.connect(str(exports / "tandem.duckdb"), read_only=True)
+    try:
+        assert {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in rows} == rows
+    finally:
+        con.close()
+    assert (outside / "keep.txt").read_text() == "mine" and "outside" not in marker.read_text()
+    parts = sorted((exports / "cgm_readings").glob("utc_period=*/part-0.parquet"))
+    assert len(parts) == 4 and sum(pq.read_metadata(p).num_rows for p in parts) == rows["cgm_readings"]
