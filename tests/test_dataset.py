@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 
 import duckdb
 import pandas as pd
@@ -161,3 +162,26 @@ def test_a_period_read_back_must_be_a_period():
     for bad in ("../x", "2025-04-01", "no-time/..", ""):
         with pytest.raises(ValueError, match="is not a period"):
             dataset.partition_folder("exports/t", bad)
+
+
+@pytest.mark.parametrize(
+    "stray",
+    ["notes.txt", "old_backup/part-0.parquet", "utc_period=2025-04-01_2025-04-28/part-1.parquet", "link"],
+)
+def test_a_file_the_pipeline_did_not_write_stops_it_with_one_line(builds, tmp_path, stray):
+    _write(builds / "after", tmp_path)
+    root = tmp_path / "basal_deliveries"
+    if stray == "link":  # a wanted period that is a link to elsewhere: never written through
+        (tmp_path / "elsewhere").mkdir()
+        shutil.rmtree(root / "utc_period=2025-05-27_2025-06-23")
+        (root / "utc_period=2025-05-27_2025-06-23").symlink_to(tmp_path / "elsewhere")
+        before = _files(root)
+        stray = "utc_period=2025-05-27_2025-06-23"
+    else:
+        (root / stray).parent.mkdir(parents=True, exist_ok=True)
+        (root / stray).write_bytes(b"PAR1 not ours")
+        before = _files(root)
+    with pytest.raises(dataset.StrayFile, match=r"not .*; move it out of .* and run again$"):
+        _write(builds / "before", tmp_path)
+    assert _files(root) == before  # nothing written or removed
+    assert not list((tmp_path / "elsewhere").iterdir()) if (tmp_path / "elsewhere").exists() else True

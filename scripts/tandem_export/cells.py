@@ -35,6 +35,7 @@ import re
 import threading
 from pathlib import Path
 
+from .errors import InputError
 from .storage import atomic_path, sql_str
 
 #: The grid: cells of CELL_DAYS days from GRID_EPOCH (midnight UTC), as the raw windows' grid.
@@ -56,6 +57,10 @@ _LINEAGE = re.compile(r"[0-9A-Za-z._:-]{1,200}")
 _PUMP_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?")
 #: Most rows a cell can hold: more than a pump logs in 28 days many times over.
 MAX_CELL_ROWS = 100_000_000
+
+
+class ManifestError(InputError, ValueError):
+    """A manifest or its files are not what they must be: one line, saying to remove it and run again."""
 
 
 def cell_sql(column: str = "timestamp") -> str:
@@ -101,7 +106,7 @@ def _check_pump_time(value, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _PUMP_TIME.fullmatch(value):
-        raise ValueError(
+        raise ManifestError(
             f"{where}: pump_time bound {value!r} is not a 'YYYY-MM-DD HH:MM:SS' time; remove it and run again"
         )
     return value
@@ -119,18 +124,18 @@ def read_manifest(path: str | Path) -> dict:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{where}: not a readable cells manifest ({exc}); remove it and run again") from None
+        raise ManifestError(f"{where}: not a readable cells manifest ({exc}); remove it and run again") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{where}: not a cells manifest of format {FORMAT}; remove it and run again")
+        raise ManifestError(f"{where}: not a cells manifest of format {FORMAT}; remove it and run again")
     table, lineage, schema, cells = (data.get(k) for k in ("table", "lineage", "schema", "cells"))
     if not isinstance(table, str) or not _TABLE.fullmatch(table):
-        raise ValueError(f"{where}: table name {table!r} is not valid; remove it and run again")
+        raise ManifestError(f"{where}: table name {table!r} is not valid; remove it and run again")
     if not isinstance(lineage, str) or not _LINEAGE.fullmatch(lineage):
-        raise ValueError(f"{where}: lineage {lineage!r} is not valid; remove it and run again")
+        raise ManifestError(f"{where}: lineage {lineage!r} is not valid; remove it and run again")
     if not isinstance(schema, str) or not _SCHEMA_FILE.fullmatch(schema):
-        raise ValueError(f"{where}: schema file {schema!r} is not valid; remove it and run again")
+        raise ManifestError(f"{where}: schema file {schema!r} is not valid; remove it and run again")
     if not isinstance(cells, list):
-        raise ValueError(f"{where}: 'cells' is not a list; remove it and run again")
+        raise ManifestError(f"{where}: 'cells' is not a list; remove it and run again")
     out, last = [], None
     for i, entry in enumerate(cells):
         at = f"{where}: cell {i + 1}"
@@ -142,28 +147,30 @@ def read_manifest(path: str | Path) -> dict:
             "pump_time_min",
             "pump_time_max",
         }:
-            raise ValueError(f"{at} is not an object with the six cell fields; remove it and run again")
+            raise ManifestError(f"{at} is not an object with the six cell fields; remove it and run again")
         cell, name, rows, digest = entry["cell"], entry["file"], entry["rows"], entry["digest"]
         if cell is not None and (type(cell) is not int or not -(10**6) <= cell <= 10**6):
-            raise ValueError(f"{at}: cell number {cell!r} is not an integer in range; remove it and run again")
+            raise ManifestError(f"{at}: cell number {cell!r} is not an integer in range; remove it and run again")
         if last is not None and (last[0] is None or (cell is not None and cell <= last[1])):
-            raise ValueError(f"{at}: cells are not in grid order; remove it and run again")
+            raise ManifestError(f"{at}: cells are not in grid order; remove it and run again")
         if not isinstance(name, str) or not _CELL_FILE.fullmatch(name) or not name.startswith(cell_label(cell) + "."):
-            raise ValueError(
+            raise ManifestError(
                 f"{at}: file name {name!r} is not that of cell {cell_label(cell)}; remove it and run again"
             )
         if type(rows) is not int or not 0 < rows <= MAX_CELL_ROWS:
-            raise ValueError(f"{at}: rows {rows!r} is not a count from 1 to {MAX_CELL_ROWS}; remove it and run again")
+            raise ManifestError(
+                f"{at}: rows {rows!r} is not a count from 1 to {MAX_CELL_ROWS}; remove it and run again"
+            )
         if (
             not isinstance(digest, str)
             or not re.fullmatch(r"[0-9a-f]{64}", digest)
             or not name.split(".")[1] == digest[:16]
         ):
-            raise ValueError(f"{at}: digest {digest!r} is not the file's sha-256 digest; remove it and run again")
+            raise ManifestError(f"{at}: digest {digest!r} is not the file's sha-256 digest; remove it and run again")
         low = _check_pump_time(entry["pump_time_min"], at)
         high = _check_pump_time(entry["pump_time_max"], at)
         if (low is None) != (high is None) or (low is not None and low > high):
-            raise ValueError(f"{at}: pump_time bounds {low!r} .. {high!r} are not a range; remove it and run again")
+            raise ManifestError(f"{at}: pump_time bounds {low!r} .. {high!r} are not a range; remove it and run again")
         out.append(dict(entry))
         last = (cell, cell)
     return {"table": table, "lineage": lineage, "schema": schema, "cells": out}
@@ -180,7 +187,7 @@ def files(path: str | Path) -> list[str]:
     listed = [base / manifest["schema"], *(base / c["file"] for c in manifest["cells"])]
     missing = [p.name for p in listed if not p.is_file()]
     if missing:
-        raise ValueError(f"{path}: cell file(s) missing ({', '.join(missing[:3])}); remove it and run again")
+        raise ManifestError(f"{path}: cell file(s) missing ({', '.join(missing[:3])}); remove it and run again")
     return [str(p) for p in listed]
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import duckdb
 
 from .cells import CELL_DAYS, GRID_EPOCH, cell_label, files, is_manifest, read_manifest, source_sql
+from .errors import InputError
 from .export import PRODUCER, order_columns, stored_in_order
 from .storage import remove_stale_temporaries, sql_str
 
@@ -42,6 +43,10 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 _LINEAGE = re.compile(r"[0-9A-Za-z._:-]{1,200}")
 _SCHEMA = re.compile(r"schema\.[0-9a-f]{16}\.parquet|[^\x00-\x1f]{1,4096}")
 _BOOKKEEPING = ("export_info", "export_tables", "export_cells")
+
+
+class DatabaseInUse(InputError, ValueError):
+    """The database is open (locked) in another program."""
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -242,7 +247,7 @@ def export_database(tables: dict[str, str], out: str, source: str, log: logging.
             con = _connect(target)
         except duckdb.Error as exc:
             if "lock" in str(exc).lower():
-                raise ValueError(f"{out} is open in another program; close it there and run again") from None
+                raise DatabaseInUse(f"{out} is open in another program; close it there and run again") from None
             log.info("%s is not a DuckDB database this pipeline can update; built again from nothing", out)
         else:
             try:

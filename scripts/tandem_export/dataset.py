@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 
 from .cells import CELL_DAYS, GRID_EPOCH, digest_of, files, read_manifest
+from .errors import InputError
 from .export import export_metadata
 from .storage import atomic_path, connect, sql_str
 
@@ -95,6 +96,7 @@ def write_dataset(manifest: str | Path, marker: str | Path, source: str, log) ->
     if not wanted:
         wanted = [("no-time", "no rows", 0, None)]
     previous = _previous(marker, table)
+    _check_folder(root, marker.name, {f"{PARTITION}={v}" for v, *_ in wanted})
     kv = ", ".join(f'"{k}": {sql_str(v)}' for k, v in meta.items())
     con = connect()
     con.sql("SET threads = 1")  # one writer thread: the same bytes on every run
@@ -118,6 +120,7 @@ def write_dataset(manifest: str | Path, marker: str | Path, source: str, log) ->
     keep = {f"{PARTITION}={v}" for v, *_ in wanted}
     for entry in root.iterdir():
         if entry.name.startswith(f"{PARTITION}=") and entry.name not in keep:
+            log.info("%s: %s removed (no cell holds its period now)", table, entry)
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
@@ -128,3 +131,31 @@ def write_dataset(manifest: str | Path, marker: str | Path, source: str, log) ->
         )
     log.info("%s: %d partition(s) of 28 days, %d written -> %s/", table, len(wanted), written, root)
     return out
+
+
+class StrayFile(InputError, ValueError):
+    """A file in a dataset's folder that the pipeline did not write (readers would read it too)."""
+
+
+def _check_folder(root: Path, marker: str, partitions: set[str]) -> None:
+    """StrayFile (one line) for anything in the dataset folder ``root`` but the marker, hidden
+    temporaries, partition folders (``utc_period=...``) and their ``part-0.parquet``: pandas, polars
+    and DuckDB read every file there as part of the table, so another file breaks them or adds rows."""
+    if not root.is_dir():
+        return
+    for entry in sorted(root.iterdir()):
+        if entry.name == marker or entry.name.startswith("."):
+            continue
+        if entry.name.startswith(f"{PARTITION}="):
+            if entry.name in partitions:
+                if not entry.is_dir() or entry.is_symlink():
+                    raise StrayFile(f"{entry}: not a folder the pipeline wrote; move it out of {root} and run again")
+                for inner in sorted(entry.iterdir()):
+                    if inner.name != PART and not inner.name.startswith("."):
+                        raise StrayFile(
+                            f"{inner}: not part of the dataset (readers would read it as rows); move it out of {root} and run again"
+                        )
+            continue  # (a period no cell holds: removed below)
+        raise StrayFile(
+            f"{entry}: not part of the dataset (readers would read it as rows); move it out of {root} and run again"
+        )
