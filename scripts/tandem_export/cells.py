@@ -70,18 +70,23 @@ def cell_sql(column: str = "timestamp") -> str:
     return f"CAST(({x} - ((({x} % {CELL_MICROSECONDS}) + {CELL_MICROSECONDS}) % {CELL_MICROSECONDS})) // {CELL_MICROSECONDS} AS BIGINT)"
 
 
+def cell_start(cell: int) -> dt.datetime:
+    """The first instant of ``cell`` (midnight UTC, CELL_DAYS * cell days after GRID_EPOCH)."""
+    return GRID_EPOCH + dt.timedelta(days=CELL_DAYS * cell)
+
+
 def cell_label(cell: int | None) -> str:
     """The cell's start date (YYYY-MM-DD, UTC), or NO_TIME for the cell of rows without an instant."""
     if cell is None:
         return NO_TIME
-    return (GRID_EPOCH + dt.timedelta(days=CELL_DAYS * cell)).strftime("%Y-%m-%d")
+    return cell_start(cell).strftime("%Y-%m-%d")
 
 
 def cell_bounds_sql(cell: int | None, column: str = "timestamp") -> str:
     """A WHERE condition selecting the rows of ``cell`` by their instant ``column``."""
     if cell is None:
         return f"{column} IS NULL"
-    start = GRID_EPOCH + dt.timedelta(days=CELL_DAYS * cell)
+    start = cell_start(cell)
     end = start + dt.timedelta(days=CELL_DAYS)
     return f"{column} >= TIMESTAMPTZ '{start:%Y-%m-%d %H:%M:%S}+00' AND {column} < TIMESTAMPTZ '{end:%Y-%m-%d %H:%M:%S}+00'"
 

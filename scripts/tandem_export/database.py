@@ -20,7 +20,6 @@ but built again from nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import re
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from .cells import CELL_DAYS, GRID_EPOCH, cell_label, files, is_manifest, read_manifest, source_sql
+from .cells import _LINEAGE, cell_label, cell_start, files, is_manifest, read_manifest, source_sql
 from .errors import InputError
 from .export import PRODUCER, order_columns, stored_in_order
 from .storage import remove_stale_temporaries, sql_str
@@ -40,8 +39,7 @@ from .storage import remove_stale_temporaries, sql_str
 FORMAT = "tandem_export.database/2"
 _TABLE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_LINEAGE = re.compile(r"[0-9A-Za-z._:-]{1,200}")
-_SCHEMA = re.compile(r"schema\.[0-9a-f]{16}\.parquet|[^\x00-\x1f]{1,4096}")
+_SCHEMA = re.compile(r"[^\x00-\x1f]{1,4096}")  # a cells schema file's name, or a single file's path
 _BOOKKEEPING = ("export_info", "export_tables", "export_cells")
 
 
@@ -146,7 +144,7 @@ def _from_cell_sql(cell: int | None) -> str:
     """A WHERE condition selecting the rows of ``cell`` and of every cell after it (NULL instants last)."""
     if cell is None:
         return "timestamp IS NULL"
-    start = GRID_EPOCH + dt.timedelta(days=CELL_DAYS * cell)
+    start = cell_start(cell)
     return f"timestamp >= TIMESTAMPTZ '{start:%Y-%m-%d %H:%M:%S}+00' OR timestamp IS NULL"
 
 

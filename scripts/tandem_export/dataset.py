@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from .cells import CELL_DAYS, GRID_EPOCH, digest_of, files, read_manifest
+from .cells import CELL_DAYS, cell_start, digest_of, files, read_manifest
 from .errors import InputError
 from .export import export_metadata
 from .storage import atomic_path, connect, sql_str
@@ -46,7 +46,7 @@ def period(cell: int | None) -> str:
     cell 225), or ``no-time`` for rows without an instant."""
     if cell is None:
         return "no-time"
-    first = GRID_EPOCH + dt.timedelta(days=CELL_DAYS * cell)
+    first = cell_start(cell)
     return f"{first:%Y-%m-%d}_{first + dt.timedelta(days=CELL_DAYS - 1):%Y-%m-%d}"
 
 
